@@ -1,0 +1,1 @@
+//! airlock-audit (being built; see the crate's issue).

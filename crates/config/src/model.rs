@@ -1,0 +1,425 @@
+//! The typed model of `airlock.yaml`: what every other crate reads.
+//!
+//! These types hold *validated* values only; the loader (see `load`) builds
+//! them from YAML and reports every problem with its file, line and column.
+//! Secrets are [`Secret`] references, resolved only where they are used.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+use crate::values::{ByteSize, HostPattern, IpNet};
+
+/// The whole file.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Format version; only `1` exists.
+    pub version: u32,
+    pub sandbox: Sandbox,
+    pub credentials: Vec<Credential>,
+    /// Declared tools by name, in name order.
+    pub tools: BTreeMap<String, Tool>,
+    /// Agents by name.
+    pub agents: BTreeMap<String, Agent>,
+    pub audit: Audit,
+    pub gateway: Option<Gateway>,
+    pub connector: Option<Connector>,
+    pub worker: Option<Worker>,
+}
+
+/// `sandbox:` — the jail every command runs in.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    pub filesystem: Filesystem,
+    pub network: Network,
+    pub limits: Limits,
+}
+
+/// `sandbox.filesystem:` — added to the built-in lists, never replacing them.
+#[derive(Debug, Clone, Default)]
+pub struct Filesystem {
+    /// Paths or globs (`~/`, `**/`) that are masked inside the jail.
+    pub deny_read: Vec<String>,
+    /// Paths bound writable; relative ones are relative to the workdir.
+    pub allow_write: Vec<String>,
+    /// Added to the always-protected list (read-only even inside writable paths).
+    pub deny_write: Vec<String>,
+}
+
+/// `sandbox.network:` — what the egress proxy lets out.
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    pub allow: Vec<HostPattern>,
+    /// Deny wins over allow.
+    pub deny: Vec<HostPattern>,
+    /// The only way to reach loopback, private or link-local addresses.
+    pub allow_private: Vec<IpNet>,
+    pub mode: NetworkMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Deny what the rules do not allow.
+    #[default]
+    Enforce,
+    /// Allow, but record what enforce would have denied.
+    Report,
+}
+
+/// `sandbox.limits:` — per command run in the jail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub memory: ByteSize,
+    pub pids: u32,
+    pub cpu_seconds: u64,
+    pub timeout: Duration,
+    /// Cap on captured output (stdout and stderr each).
+    pub output: ByteSize,
+    /// Size of the jail's private `/tmp`.
+    pub tmp_size: ByteSize,
+    pub open_files: u64,
+    /// Largest file a command may write.
+    pub file_size: ByteSize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: ByteSize::gib(2),
+            pids: 256,
+            cpu_seconds: 600,
+            timeout: Duration::from_secs(120),
+            output: ByteSize::kib(100),
+            tmp_size: ByteSize::mib(512),
+            open_files: 1024,
+            file_size: ByteSize::gib(1),
+        }
+    }
+}
+
+/// `credentials:` — injected by the egress proxy, outside the jail.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Name used in audit records (defaults to the host).
+    pub name: String,
+    pub host: HostPattern,
+    pub header: String,
+    /// Template such as `Bearer ${env:GITHUB_TOKEN}`.
+    pub value: Secret,
+}
+
+/// One entry of `tools:`.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    pub description: Option<String>,
+    pub approval: Approval,
+    pub kind: ToolKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Approval {
+    #[default]
+    None,
+    /// Each exact call must be approved by an operator (`airlock approve`).
+    Required,
+}
+
+/// The `kind:` of a tool and its own settings.
+#[derive(Debug, Clone)]
+pub enum ToolKind {
+    AgentBash(AgentBash),
+    AgentRead(AgentRead),
+    AgentWrite(AgentWrite),
+    AgentEdit(AgentEdit),
+    AgentGlob(AgentGlob),
+    AgentGrep(AgentGrep),
+    GitReadFile(GitRepos),
+    GitListFiles(GitRepos),
+    GitLog(GitRepos),
+    PostgresQuery(PostgresQuery),
+    HttpRequest(HttpRequest),
+}
+
+impl ToolKind {
+    /// The `kind:` string as written in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToolKind::AgentBash(_) => "agent.bash",
+            ToolKind::AgentRead(_) => "agent.read",
+            ToolKind::AgentWrite(_) => "agent.write",
+            ToolKind::AgentEdit(_) => "agent.edit",
+            ToolKind::AgentGlob(_) => "agent.glob",
+            ToolKind::AgentGrep(_) => "agent.grep",
+            ToolKind::GitReadFile(_) => "git.read_file",
+            ToolKind::GitListFiles(_) => "git.list_files",
+            ToolKind::GitLog(_) => "git.log",
+            ToolKind::PostgresQuery(_) => "postgres.query",
+            ToolKind::HttpRequest(_) => "http.request",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentBash {
+    pub timeout: Duration,
+    pub max_output: ByteSize,
+}
+impl Default for AgentBash {
+    fn default() -> Self {
+        AgentBash {
+            timeout: Duration::from_secs(120),
+            max_output: ByteSize::kib(100),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRead {
+    pub max_bytes: ByteSize,
+}
+impl Default for AgentRead {
+    fn default() -> Self {
+        AgentRead {
+            max_bytes: ByteSize::kib(256),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentWrite {
+    pub max_bytes: ByteSize,
+}
+impl Default for AgentWrite {
+    fn default() -> Self {
+        AgentWrite {
+            max_bytes: ByteSize::mib(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentEdit {
+    pub max_bytes: ByteSize,
+}
+impl Default for AgentEdit {
+    fn default() -> Self {
+        AgentEdit {
+            max_bytes: ByteSize::mib(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentGlob {
+    pub max_results: u32,
+}
+impl Default for AgentGlob {
+    fn default() -> Self {
+        AgentGlob { max_results: 200 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentGrep {
+    pub max_output: ByteSize,
+    pub max_line: u32,
+}
+impl Default for AgentGrep {
+    fn default() -> Self {
+        AgentGrep {
+            max_output: ByteSize::kib(100),
+            max_line: 2000,
+        }
+    }
+}
+
+/// `git.read_file`, `git.list_files`, `git.log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRepos {
+    /// Repository name (what the agent says) to path (bare or working tree).
+    pub repos: BTreeMap<String, PathBuf>,
+    pub max_file_size: ByteSize,
+    /// Most entries `git.list_files` / `git.log` return.
+    pub max_entries: u32,
+}
+
+/// `postgres.query`: one fixed, parameterised statement.
+#[derive(Debug, Clone)]
+pub struct PostgresQuery {
+    pub dsn: Secret,
+    pub sql: String,
+    pub params: Vec<SqlParam>,
+    pub max_rows: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlParam {
+    pub name: String,
+    pub ty: SqlType,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    Integer,
+    BigInt,
+    Float,
+    Text,
+    Boolean,
+    Uuid,
+    Timestamp,
+    Date,
+}
+
+/// `http.request`: a base URL and an allow-list of routes.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// `http` or `https` URL; route paths are appended to its path.
+    pub base_url: url::Url,
+    pub routes: Vec<HttpRoute>,
+    pub auth: Option<HttpAuth>,
+    pub max_response_size: ByteSize,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// Upper-case HTTP method.
+    pub method: String,
+    /// Path pattern; `{name}` matches one segment.
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpAuth {
+    pub header: String,
+    pub value: Secret,
+}
+
+/// One entry of `agents:`.
+#[derive(Debug, Clone, Default)]
+pub struct Agent {
+    /// Bearer keys for HTTP transports.
+    pub keys: Vec<AgentKey>,
+    pub allowed_tools: Vec<String>,
+    /// Per-tool narrowing of the tool's own limits.
+    pub constraints: BTreeMap<String, Constraint>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AgentKey {
+    /// `${env:…}` / `${file:…}` reference to the key itself.
+    Secret(Secret),
+    /// `sha256:<64 hex>` of the key, for files that must not reference it.
+    Sha256([u8; 32]),
+}
+
+/// Narrowing of one tool for one agent; only the fields that apply to the
+/// tool's kind may be set, and each may only tighten the tool's own value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constraint {
+    /// git tools: subset of the tool's repos.
+    pub repos: Option<Vec<String>>,
+    pub max_file_size: Option<ByteSize>,
+    pub max_entries: Option<u32>,
+    /// postgres.query
+    pub max_rows: Option<u32>,
+    /// http.request: subset of the tool's routes (`METHOD /path`).
+    pub routes: Option<Vec<HttpRoute>>,
+    /// agent tools and timeouts
+    pub timeout: Option<Duration>,
+    pub max_output: Option<ByteSize>,
+    pub max_bytes: Option<ByteSize>,
+    pub max_results: Option<u32>,
+}
+
+/// `audit:`
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub dir: PathBuf,
+    /// Rotate a segment file when it reaches this size.
+    pub segment_size: ByteSize,
+    /// Signed checkpoint every N records …
+    pub checkpoint_every: u32,
+    /// … or every T, whichever comes first.
+    pub checkpoint_interval: Duration,
+    /// Ed25519 signing key; must live outside the audit dir and any jail.
+    pub signing_key: Option<PathBuf>,
+    /// Longest a record waits for its group commit (fsync).
+    pub flush_interval: Duration,
+    /// Extra field names whose values are always redacted.
+    pub redact_fields: Vec<String>,
+    pub export: AuditExport,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            dir: PathBuf::from("/var/lib/airlock/audit"),
+            segment_size: ByteSize::mib(64),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(10),
+            signing_key: None,
+            flush_interval: Duration::from_millis(5),
+            redact_fields: Vec::new(),
+            export: AuditExport::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuditExport {
+    #[default]
+    None,
+    /// One JSON line per record on stdout.
+    Stdout,
+    /// RFC 5424-framed JSON to the local syslog socket.
+    Syslog,
+}
+
+/// `gateway:` — the public side of the tunnel (see docs/tunnel.md).
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Address agents connect to.
+    pub listen: String,
+    /// Address connectors dial.
+    pub tunnel_listen: String,
+    /// SQLite file (default) or `postgres://` DSN secret.
+    pub state: String,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub admin_key: Option<Secret>,
+}
+
+/// `connector:` — the private side of the tunnel.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub gateway: String,
+    pub tunnel: String,
+    pub token: Secret,
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub links: u32,
+    pub allowed_ips: Vec<IpNet>,
+    pub routes: BTreeMap<String, Route>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Route {
+    Http { url: String },
+    Stdio { command: Vec<String> },
+    Builtin { config: PathBuf },
+}
+
+/// `worker:` — the self-hosted environment worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub api_url: String,
+    pub environment_id: String,
+    pub api_key: Secret,
+    pub workdir: PathBuf,
+    pub concurrency: u32,
+}

@@ -1,0 +1,1 @@
+//! airlock-proxy (being built; see the crate's issue).
