@@ -66,9 +66,10 @@ impl Secret {
                 rest = r;
             } else if let Some(r) = rest.strip_prefix("${") {
                 let end = r.find('}').ok_or_else(|| {
-                    SecretError::Syntax(format!(
-                        "`${{` without a closing `}}`; write `${{env:NAME}}` or `${{file:/path}}`"
-                    ))
+                    SecretError::Syntax(
+                        "`${` without a closing `}`; write `${env:NAME}` or `${file:/path}`"
+                            .to_string(),
+                    )
                 })?;
                 let inner = &r[..end];
                 let part = if let Some(name) = inner.strip_prefix("env:") {
@@ -128,7 +129,7 @@ impl Secret {
 
     /// Reads every reference now. Trailing newlines of files are dropped.
     pub fn resolve(&self) -> Result<SecretValue, SecretError> {
-        self.resolve_with(|r| resolve_ref(r))
+        self.resolve_with(resolve_ref)
     }
 
     /// Resolves with a custom lookup (tests, or a cache of resolved values).

@@ -1,1 +1,3 @@
 //! airlock-jail (being built; see the crate's issue).
+
+pub mod probe;
