@@ -1,0 +1,897 @@
+//! The public side: accepts links from connectors and agent requests, and
+//! relays each agent request as one HTTP/2 stream down a live link.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::link::{self, Hello, Welcome};
+use crate::metrics::Metrics;
+use crate::paths::{split_names, valid_name, valid_path};
+use crate::state::{self, KeyGrant, LinkEvent, State};
+use crate::{empty, full, is_hop_header, Body, BoxError, Error};
+
+/// Everything the gateway needs; the CLI builds it from `gateway:`.
+#[derive(Clone)]
+pub struct GatewayOptions {
+    /// Agent-facing address (`127.0.0.1:0` in tests).
+    pub agent_listen: String,
+    /// Connector-facing address.
+    pub tunnel_listen: String,
+    pub state_path: PathBuf,
+    /// Gateway certificate chain and key (PEM) for links and, when
+    /// `agent_tls`, the agent listener.
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub agent_tls: bool,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub assertion_ttl: Duration,
+    /// Largest agent request body accepted (MCP requests are small).
+    pub max_body: usize,
+    /// Bearer key required for `/metrics` when set.
+    pub admin_key: Option<String>,
+    /// How long cached agent-key and tunnel lookups stay valid.
+    pub cache_ttl: Duration,
+}
+
+impl GatewayOptions {
+    pub fn new(state_path: PathBuf, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> GatewayOptions {
+        GatewayOptions {
+            agent_listen: "127.0.0.1:0".into(),
+            tunnel_listen: "127.0.0.1:0".into(),
+            state_path,
+            cert_pem,
+            key_pem,
+            agent_tls: true,
+            ping_interval: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(10),
+            assertion_ttl: Duration::from_secs(60),
+            max_body: 4 << 20,
+            admin_key: None,
+            cache_ttl: Duration::from_secs(1),
+        }
+    }
+}
+
+struct LinkSlot {
+    id: u64,
+    connector: String,
+    index: u32,
+    sender: SendRequest<Body>,
+    inflight: AtomicUsize,
+}
+
+struct Shared {
+    opts: GatewayOptions,
+    state: Mutex<State>,
+    signer: airlock_identity::Signer,
+    links: Mutex<HashMap<String, Vec<Arc<LinkSlot>>>>,
+    next_link: AtomicU64,
+    next_req: AtomicU64,
+    metrics: Metrics,
+    key_cache: Mutex<HashMap<String, (Instant, Option<KeyGrant>)>>,
+    tunnel_cache: Mutex<HashMap<String, (Instant, bool)>>,
+    nobody_ca: Vec<u8>,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub agent_addr: SocketAddr,
+    pub tunnel_addr: SocketAddr,
+    /// The Ed25519 key `airlock mcp` trusts for identity assertions.
+    pub public_key: airlock_identity::PublicKey,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Gateway {
+    pub async fn start(opts: GatewayOptions) -> Result<Gateway, Error> {
+        let mut st = State::open(&opts.state_path)?;
+        let signer = st.signing_key()?;
+        // Fail at start, not on first link, if the certificate is unusable.
+        crate::tls::agent_server_config(&opts.cert_pem, &opts.key_pem)?;
+        let agent_l = TcpListener::bind(&opts.agent_listen).await?;
+        let tunnel_l = TcpListener::bind(&opts.tunnel_listen).await?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(st),
+            signer,
+            links: Mutex::new(HashMap::new()),
+            next_link: AtomicU64::new(1),
+            next_req: AtomicU64::new(1),
+            metrics: Metrics::default(),
+            key_cache: Mutex::new(HashMap::new()),
+            tunnel_cache: Mutex::new(HashMap::new()),
+            nobody_ca: crate::certs::Ca::generate("airlock: no tunnel registered")?
+                .pem()
+                .cert
+                .into_bytes(),
+            opts,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let agent_addr = agent_l.local_addr()?;
+        let tunnel_addr = tunnel_l.local_addr()?;
+        tasks.spawn(accept_links(shared.clone(), tunnel_l, stop_rx.clone()));
+        tasks.spawn(accept_agents(shared.clone(), agent_l, stop_rx.clone()));
+        tasks.spawn(sweep(shared.clone(), stop_rx));
+        Ok(Gateway {
+            agent_addr,
+            tunnel_addr,
+            public_key: shared.signer.public_key(),
+            shared,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Live links per tunnel.
+    pub fn links_up(&self) -> BTreeMap<String, usize> {
+        links_up(&self.shared)
+    }
+
+    /// Stops accepting and closes every link and agent connection.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Ok(mut l) = self.shared.links.lock() {
+            l.clear();
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn links_up(shared: &Shared) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    if let Ok(l) = shared.links.lock() {
+        for (t, v) in l.iter() {
+            out.insert(
+                t.clone(),
+                v.iter().filter(|s| !s.sender.is_closed()).count(),
+            );
+        }
+    }
+    out
+}
+
+fn record(
+    shared: &Shared,
+    tunnel: &str,
+    connector: &str,
+    link: u32,
+    event: &str,
+    peer: SocketAddr,
+    detail: &str,
+) {
+    let e = LinkEvent {
+        at: state::now(),
+        tunnel: tunnel.into(),
+        connector: connector.into(),
+        link,
+        event: event.into(),
+        peer: peer.to_string(),
+        detail: detail.into(),
+    };
+    match shared.state.lock() {
+        Ok(st) => {
+            if let Err(err) = st.record_link_event(&e) {
+                tracing::warn!(%err, "cannot record link event");
+            }
+        }
+        Err(_) => tracing::warn!("state lock poisoned; link event not recorded"),
+    }
+    tracing::info!(target: "airlock::tunnel", tunnel, connector, link, event, %peer, detail, "link event");
+}
+
+async fn until_stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- links
+
+async fn accept_links(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => { tracing::warn!(%e, "link accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+            _ = until_stopped(stop.clone()) => return,
+        };
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                r = serve_link(shared.clone(), tcp, peer) => if let Err(e) = r {
+                    tracing::debug!(%peer, %e, "link ended");
+                },
+                _ = until_stopped(stop) => {}
+            }
+        });
+    }
+}
+
+async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Result<(), Error> {
+    let _ = tcp.set_nodelay(true);
+    let cfg = {
+        let st = shared
+            .state
+            .lock()
+            .map_err(|_| Error::State("lock poisoned".into()))?;
+        let mut cas = st.all_active_cas()?;
+        if cas.is_empty() {
+            // Nothing may connect; a CA nobody holds makes the handshake fail
+            // with a certificate alert, which connectors treat as fatal.
+            cas.push(shared.nobody_ca.clone());
+        }
+        crate::tls::link_server_config(&shared.opts.cert_pem, &shared.opts.key_pem, &cas)?
+    };
+    let mut tls =
+        match tokio::time::timeout(Duration::from_secs(10), TlsAcceptor::from(cfg).accept(tcp))
+            .await
+        {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                shared.metrics.link_auth_failures.fetch_add(1, Relaxed);
+                record(&shared, "-", "-", 0, "tls_failed", peer, &e.to_string());
+                return Err(e.into());
+            }
+            Err(_) => return Err(Error::Protocol("TLS handshake timed out".into())),
+        };
+    let hello: Hello = tokio::time::timeout(Duration::from_secs(10), link::read_frame(&mut tls))
+        .await
+        .map_err(|_| Error::Protocol("no hello within 10s".into()))??;
+    let peer_certs: Vec<CertificateDer<'static>> = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    if let Err(why) = authenticate_link(&shared, &hello, &peer_certs) {
+        shared.metrics.link_auth_failures.fetch_add(1, Relaxed);
+        record(
+            &shared,
+            &hello.tunnel,
+            &hello.connector,
+            hello.link,
+            "auth_failed",
+            peer,
+            &why,
+        );
+        let w = Welcome {
+            ok: false,
+            fatal: true,
+            error: why.clone(),
+            link_id: 0,
+        };
+        let _ = link::write_frame(&mut tls, &w).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+        return Err(Error::Auth(why));
+    }
+    let id = shared.next_link.fetch_add(1, Relaxed);
+    link::write_frame(
+        &mut tls,
+        &Welcome {
+            ok: true,
+            fatal: false,
+            error: String::new(),
+            link_id: id,
+        },
+    )
+    .await?;
+
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(shared.opts.ping_interval)
+        .keep_alive_timeout(shared.opts.ping_timeout)
+        .keep_alive_while_idle(true)
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_frame_size(64 << 10)
+        .handshake::<_, Body>(TokioIo::new(tls))
+        .await?;
+    let slot = Arc::new(LinkSlot {
+        id,
+        connector: hello.connector.clone(),
+        index: hello.link,
+        sender,
+        inflight: AtomicUsize::new(0),
+    });
+    let replaced = {
+        let mut links = shared
+            .links
+            .lock()
+            .map_err(|_| Error::State("lock poisoned".into()))?;
+        let v = links.entry(hello.tunnel.clone()).or_default();
+        // A reconnect of the same connector link replaces the old one at once.
+        let before = v.len();
+        v.retain(|s| !(s.connector == slot.connector && s.index == slot.index));
+        let replaced = before != v.len();
+        v.push(slot.clone());
+        replaced
+    };
+    record(
+        &shared,
+        &hello.tunnel,
+        &hello.connector,
+        hello.link,
+        if replaced { "replaced" } else { "up" },
+        peer,
+        &format!("link {id}"),
+    );
+    let res = conn.await;
+    if let Ok(mut links) = shared.links.lock() {
+        if let Some(v) = links.get_mut(&hello.tunnel) {
+            v.retain(|s| s.id != id);
+        }
+    }
+    let detail = match &res {
+        Ok(()) => "closed".to_string(),
+        Err(e) => e.to_string(),
+    };
+    record(
+        &shared,
+        &hello.tunnel,
+        &hello.connector,
+        hello.link,
+        "down",
+        peer,
+        &detail,
+    );
+    Ok(())
+}
+
+fn authenticate_link(
+    shared: &Shared,
+    h: &Hello,
+    certs: &[CertificateDer<'static>],
+) -> Result<(), String> {
+    if h.v != link::VERSION {
+        return Err(format!(
+            "link protocol version {} is not supported (this gateway speaks {})",
+            h.v,
+            link::VERSION
+        ));
+    }
+    if !valid_name(&h.tunnel) || h.connector.is_empty() || h.connector.len() > 253 {
+        return Err("malformed tunnel or connector name".into());
+    }
+    let st = shared
+        .state
+        .lock()
+        .map_err(|_| "gateway state unavailable".to_string())?;
+    if !st.is_active(&h.tunnel).map_err(|e| e.to_string())? {
+        return Err(format!(
+            "tunnel `{}` does not exist or is archived",
+            h.tunnel
+        ));
+    }
+    let cas = st.tunnel_cas(&h.tunnel).map_err(|e| e.to_string())?;
+    crate::tls::verify_client_for_tunnel(certs, &cas).map_err(|e| e.to_string())?;
+    if !st
+        .check_token(&h.tunnel, &h.token)
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!(
+            "tunnel token rejected for `{}` (rotated, expired or wrong)",
+            h.tunnel
+        ));
+    }
+    Ok(())
+}
+
+/// Drops links of tunnels archived while connected.
+async fn sweep(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = until_stopped(stop.clone()) => return,
+        }
+        let tunnels: Vec<String> = match shared.links.lock() {
+            Ok(l) => l.keys().cloned().collect(),
+            Err(_) => return,
+        };
+        for t in tunnels {
+            let active = shared
+                .state
+                .lock()
+                .ok()
+                .and_then(|st| st.is_active(&t).ok())
+                .unwrap_or(false);
+            if !active {
+                if let Ok(mut l) = shared.links.lock() {
+                    l.remove(&t);
+                }
+                tracing::info!(tunnel = %t, "tunnel archived: links dropped");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- agents
+
+async fn accept_agents(shared: Arc<Shared>, l: TcpListener, stop: watch::Receiver<bool>) {
+    let tls = if shared.opts.agent_tls {
+        match crate::tls::agent_server_config(&shared.opts.cert_pem, &shared.opts.key_pem) {
+            Ok(c) => Some(TlsAcceptor::from(c)),
+            Err(e) => {
+                tracing::error!(%e, "agent listener TLS config");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => { tracing::warn!(%e, "agent accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+            _ = until_stopped(stop.clone()) => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let fut = async {
+                match tls {
+                    Some(acc) => {
+                        if let Ok(Ok(s)) =
+                            tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await
+                        {
+                            serve_agent_conn(shared, s).await
+                        }
+                    }
+                    None => serve_agent_conn(shared, tcp).await,
+                }
+            };
+            tokio::select! { _ = fut => {}, _ = until_stopped(stop) => {} }
+        });
+    }
+}
+
+async fn serve_agent_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    shared: Arc<Shared>,
+    io: S,
+) {
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+fn status(code: StatusCode) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = code;
+    r
+}
+
+fn text(code: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut r = status(StatusCode::UNAUTHORIZED);
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+/// A JSON-RPC error answer carrying the request's id, for MCP clients.
+fn rpc_error(code: StatusCode, id: &serde_json::Value, message: &str) -> Response<Body> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000, "message": message}});
+    let mut r = Response::new(full(body.to_string()));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn bearer(req: &Request<Incoming>) -> Option<(String, bool)> {
+    if let Some(v) = req
+        .headers()
+        .get("airlock-key")
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some((v.trim().to_string(), false));
+    }
+    let v = req
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, key) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| (key.trim().to_string(), true))
+}
+
+fn lookup_key(shared: &Shared, key: &str) -> Option<KeyGrant> {
+    let ttl = shared.opts.cache_ttl;
+    if let Ok(c) = shared.key_cache.lock() {
+        if let Some((at, g)) = c.get(key) {
+            if at.elapsed() < ttl {
+                return g.clone();
+            }
+        }
+    }
+    // Any state error counts as "no key" (fail closed).
+    let g = shared
+        .state
+        .lock()
+        .ok()
+        .and_then(|st| st.check_key(key).ok().flatten());
+    if let Ok(mut c) = shared.key_cache.lock() {
+        if c.len() > 10_000 {
+            c.clear();
+        }
+        c.insert(key.to_string(), (Instant::now(), g.clone()));
+    }
+    g
+}
+
+fn tunnel_active(shared: &Shared, tunnel: &str) -> bool {
+    if let Ok(c) = shared.tunnel_cache.lock() {
+        if let Some((at, a)) = c.get(tunnel) {
+            if at.elapsed() < shared.opts.cache_ttl {
+                return *a;
+            }
+        }
+    }
+    let a = shared
+        .state
+        .lock()
+        .ok()
+        .and_then(|st| st.is_active(tunnel).ok())
+        .unwrap_or(false);
+    if let Ok(mut c) = shared.tunnel_cache.lock() {
+        c.insert(tunnel.to_string(), (Instant::now(), a));
+    }
+    a
+}
+
+fn pick_link(shared: &Shared, tunnel: &str) -> Option<Arc<LinkSlot>> {
+    let mut links = shared.links.lock().ok()?;
+    let v = links.get_mut(tunnel)?;
+    v.retain(|s| !s.sender.is_closed());
+    v.iter().min_by_key(|s| s.inflight.load(Relaxed)).cloned()
+}
+
+fn request_id(shared: &Shared) -> String {
+    let mut r = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
+    format!("{:x}-{}", shared.next_req.fetch_add(1, Relaxed), hex(&r))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
+    let resp = route(&shared, req, start).await;
+    shared
+        .metrics
+        .request(resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/healthz" => return text(StatusCode::OK, "ok\n"),
+        "/metrics" => {
+            if let Some(admin) = &shared.opts.admin_key {
+                let ok =
+                    bearer(&req).is_some_and(|(k, _)| crate::ct_eq(k.as_bytes(), admin.as_bytes()));
+                if !ok {
+                    return unauthorized();
+                }
+            }
+            let mut r = Response::new(full(shared.metrics.render(&links_up(shared))));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            return r;
+        }
+        _ => {}
+    }
+    // Layer 1 before anything that could reveal which tunnels exist.
+    let Some((key, key_in_authorization)) = bearer(&req) else {
+        shared.metrics.agent_auth_failures.fetch_add(1, Relaxed);
+        return unauthorized();
+    };
+    let Some(grant) = lookup_key(shared, &key) else {
+        shared.metrics.agent_auth_failures.fetch_add(1, Relaxed);
+        return unauthorized();
+    };
+    let Some(rest) = path.strip_prefix("/t") else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let Some((names, sub)) = split_names(rest, 2) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let (tunnel, route_name) = (names[0].to_string(), names[1].to_string());
+    if !grant.allows(&tunnel, &route_name) {
+        shared.metrics.agent_auth_failures.fetch_add(1, Relaxed);
+        tracing::info!(target: "airlock::tunnel", agent = %grant.agent, key = %grant.id, %tunnel, route = %route_name, "agent key not scoped to this tunnel/route");
+        return status(StatusCode::FORBIDDEN);
+    }
+    if !valid_path(sub) {
+        return status(StatusCode::BAD_REQUEST);
+    }
+    if !tunnel_active(shared, &tunnel) {
+        return status(StatusCode::NOT_FOUND);
+    }
+    let sub = sub.to_string();
+    let (parts, body) = req.into_parts();
+    // MCP requests are small: buffer them so a failed link can be answered
+    // with the JSON-RPC id, and so nothing is half-sent when a link dies.
+    let body = match Limited::new(body, shared.opts.max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return status(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            return status(StatusCode::BAD_REQUEST);
+        }
+    };
+    let rpc_id = jsonrpc_id(&parts.headers, &body);
+    let rid = request_id(shared);
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let claims = airlock_identity::Claims {
+        agent: grant.agent.clone(),
+        tunnel: tunnel.clone(),
+        route: route_name.clone(),
+        request_id: rid.clone(),
+        session,
+    };
+    let assertion = match shared
+        .signer
+        .sign(&claims, shared.opts.assertion_ttl, SystemTime::now())
+    {
+        Ok(a) => a,
+        Err(_) => return status(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let target = if sub.is_empty() {
+        format!("/{route_name}{query}")
+    } else {
+        format!("/{route_name}/{sub}{query}")
+    };
+    let uri = match http::Uri::builder()
+        .scheme("http")
+        .authority("connector.airlock")
+        .path_and_query(target)
+        .build()
+    {
+        Ok(u) => u,
+        Err(_) => return status(StatusCode::BAD_REQUEST),
+    };
+    let mut out = Request::new(full(body.clone()));
+    *out.method_mut() = parts.method.clone();
+    *out.uri_mut() = uri;
+    for (name, value) in parts.headers.iter() {
+        if is_hop_header(name)
+            || name == "airlock-key"
+            || name == airlock_identity::HEADER
+            || name == "airlock-request-id"
+            || (key_in_authorization && name == http::header::AUTHORIZATION)
+        {
+            continue;
+        }
+        out.headers_mut().append(name.clone(), value.clone());
+    }
+    if let Ok(v) = HeaderValue::from_str(&assertion) {
+        out.headers_mut().insert(airlock_identity::HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        out.headers_mut().insert("airlock-request-id", v);
+    }
+    shared
+        .metrics
+        .bytes_up
+        .fetch_add(body.len() as u64, Relaxed);
+
+    let Some(slot) = pick_link(shared, &tunnel) else {
+        let mut r = match &rpc_id {
+            Some(id) => rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                "airlock: no live link to this tunnel; retry shortly",
+            ),
+            None => status(StatusCode::SERVICE_UNAVAILABLE),
+        };
+        r.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    slot.inflight.fetch_add(1, Relaxed);
+    let guard = Inflight(slot.clone());
+    let mut sender = slot.sender.clone();
+    // The request is sent once; a failure after this point is never retried
+    // on another link, because the upstream may already have acted on it.
+    let resp = match sender.send_request(out).await {
+        Ok(r) => r,
+        Err(e) => {
+            shared.metrics.link_failures_midstream.fetch_add(1, Relaxed);
+            tracing::warn!(target: "airlock::tunnel", %tunnel, route = %route_name, request = %rid, link = slot.id, %e, "link failed before the response");
+            return match &rpc_id {
+                Some(id) => rpc_error(StatusCode::BAD_GATEWAY, id, "airlock: the tunnel link failed before the response; the request's outcome is unknown"),
+                None => text(StatusCode::BAD_GATEWAY, "tunnel link failed before the response\n"),
+            };
+        }
+    };
+    tracing::debug!(target: "airlock::tunnel", agent = %grant.agent, %tunnel, route = %route_name, request = %rid, status = resp.status().as_u16(), "routed");
+    let (mut rparts, rbody) = resp.into_parts();
+    let sse = rparts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    rparts.headers.retain_hop();
+    if sse {
+        rparts
+            .headers
+            .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    let body = Relay {
+        inner: rbody,
+        sse,
+        rpc_id,
+        failed: false,
+        shared: shared.clone(),
+        _guard: guard,
+    };
+    Response::from_parts(rparts, body.boxed())
+}
+
+trait RetainHop {
+    fn retain_hop(&mut self);
+}
+
+impl RetainHop for http::HeaderMap {
+    fn retain_hop(&mut self) {
+        let drop: Vec<_> = self.keys().filter(|k| is_hop_header(k)).cloned().collect();
+        for k in drop {
+            self.remove(k);
+        }
+    }
+}
+
+fn jsonrpc_id(h: &http::HeaderMap, body: &Bytes) -> Option<serde_json::Value> {
+    let json = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if !json || body.is_empty() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let o = v.as_object()?;
+    o.get("jsonrpc")?;
+    o.get("id").cloned()
+}
+
+struct Inflight(Arc<LinkSlot>);
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Streams the connector's response frame by frame (never buffered). If the
+/// link dies mid-stream an SSE response ends with a JSON-RPC error event.
+struct Relay {
+    inner: Incoming,
+    sse: bool,
+    rpc_id: Option<serde_json::Value>,
+    failed: bool,
+    shared: Arc<Shared>,
+    _guard: Inflight,
+}
+
+impl http_body::Body for Relay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.shared
+                        .metrics
+                        .bytes_down
+                        .fetch_add(d.len() as u64, Relaxed);
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.shared
+                    .metrics
+                    .link_failures_midstream
+                    .fetch_add(1, Relaxed);
+                self.failed = true;
+                if self.sse {
+                    let id = self.rpc_id.clone().unwrap_or(serde_json::Value::Null);
+                    let msg = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000,
+                        "message": "airlock: the tunnel link failed mid-stream; the request's outcome is unknown"}});
+                    Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
+                        "event: message\ndata: {msg}\n\n"
+                    ))))))
+                } else {
+                    Poll::Ready(Some(Err(Box::new(e))))
+                }
+            }
+            other => other.map_err(|e| Box::new(e) as BoxError),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
