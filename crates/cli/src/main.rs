@@ -30,6 +30,14 @@ enum LogFormat {
 enum Command {
     /// Report what this kernel offers the jail, and what airlock will do with it.
     Doctor(cmd::doctor::Args),
+    /// Run the tunnel gateway: agents in, connector links in (see docs/tunnel.md).
+    Gateway(cmd::gateway::Args),
+    /// Run a tunnel connector: dial out to the gateway and serve routes.
+    Connect(cmd::connect::Args),
+    /// Manage tunnels in the gateway's state file.
+    Tunnel(cmd::tunnel::Args),
+    /// Manage agent keys in the gateway's state file.
+    Key(cmd::key::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +45,10 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Gateway(args) => cmd::gateway::run(args),
+        Command::Connect(args) => cmd::connect::run(args),
+        Command::Tunnel(args) => cmd::tunnel::run(args),
+        Command::Key(args) => cmd::key::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,7 @@
 //! One module per subcommand.
 
+pub mod connect;
 pub mod doctor;
+pub mod gateway;
+pub mod key;
+pub mod tunnel;

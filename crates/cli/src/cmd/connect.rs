@@ -1,0 +1,121 @@
+//! `airlock connect`: the private side; dials out to the gateway.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use airlock_tunnel::connector::{Connector, ConnectorOptions, RouteTarget};
+use anyhow::{bail, Context};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Gateway link address, `host:port`.
+    #[arg(long)]
+    gateway: String,
+    /// Tunnel name.
+    #[arg(long)]
+    tunnel: String,
+    /// Tunnel token (prefer the environment variable).
+    #[arg(long, env = "AIRLOCK_TUNNEL_TOKEN", hide_env_values = true)]
+    token: String,
+    /// CA that signed the gateway's certificate (pinned).
+    #[arg(long)]
+    ca: PathBuf,
+    /// This connector's client certificate (PEM).
+    #[arg(long)]
+    cert: PathBuf,
+    /// This connector's private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// A route, `NAME=http://HOST:PORT/PATH`; repeat for more.
+    #[arg(long = "route", required = true)]
+    routes: Vec<String>,
+    /// Addresses routes may reach (CIDR); repeat. Replaces the default
+    /// (loopback and RFC 1918).
+    #[arg(long = "allowed-ip")]
+    allowed_ips: Vec<String>,
+    /// Number of independent links.
+    #[arg(long, default_value_t = 2)]
+    links: u32,
+    /// Stable connector name (default: hostname).
+    #[arg(long)]
+    name: Option<String>,
+    /// TLS server name to verify (default: the gateway host).
+    #[arg(long)]
+    server_name: Option<String>,
+    /// HTTP/2 PING interval.
+    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "5s")]
+    ping_interval: Duration,
+    /// A link whose PING is unanswered this long is dead.
+    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "10s")]
+    ping_timeout: Duration,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let mut o = ConnectorOptions::new(
+        a.gateway,
+        a.tunnel,
+        a.token,
+        read(&a.ca)?,
+        read(&a.cert)?,
+        read(&a.key)?,
+    );
+    o.links = a.links;
+    o.server_name = a.server_name;
+    o.ping_interval = a.ping_interval;
+    o.ping_timeout = a.ping_timeout;
+    if let Some(n) = a.name {
+        o.name = n;
+    }
+    o.routes = parse_routes(&a.routes)?;
+    if !a.allowed_ips.is_empty() {
+        o.allowed_ips = a
+            .allowed_ips
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .with_context(|| format!("--allowed-ip `{s}` is not a CIDR (e.g. 10.0.0.0/8)"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    o.proxy = ["HTTPS_PROXY", "https_proxy"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok())
+        .filter(|s| !s.is_empty());
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let mut c = Connector::start(o).context("starting the connector")?;
+        tokio::select! {
+            r = c.wait() => {
+                r.context("the connector stopped")?;
+                Ok(ExitCode::SUCCESS)
+            }
+            _ = super::gateway::shutdown_signal() => {
+                tracing::info!("draining links");
+                c.shutdown().await;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn parse_routes(specs: &[String]) -> anyhow::Result<BTreeMap<String, RouteTarget>> {
+    let mut m = BTreeMap::new();
+    for s in specs {
+        let Some((name, url)) = s.split_once('=') else {
+            bail!("--route `{s}` must be NAME=http://HOST:PORT/PATH");
+        };
+        if !airlock_tunnel::paths::valid_name(name) {
+            bail!("route name `{name}` must be 1-63 of [A-Za-z0-9_-]");
+        }
+        if m.insert(name.to_string(), RouteTarget::Http(url.to_string()))
+            .is_some()
+        {
+            bail!("route `{name}` is given twice");
+        }
+    }
+    Ok(m)
+}
