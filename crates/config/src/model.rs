@@ -382,35 +382,67 @@ pub enum AuditExport {
 /// `gateway:` — the public side of the tunnel (see docs/tunnel.md).
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    /// Address agents connect to.
+    /// Address agents connect to. Default `0.0.0.0:8443`.
     pub listen: String,
-    /// Address connectors dial.
+    /// Address connectors dial. Default `0.0.0.0:7443`.
     pub tunnel_listen: String,
-    /// SQLite file (default) or `postgres://` DSN secret.
+    /// SQLite file (PostgreSQL DSNs are planned, not supported yet).
     pub state: String,
+    /// Gateway certificate chain and key (PEM): links always use them; the
+    /// agent listener too unless `agent_tls` is false.
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// Serve agents HTTPS (default true). False only on localhost or behind
+    /// a TLS-terminating load balancer.
+    pub agent_tls: bool,
+    /// Bearer key for `/metrics` (and the admin API when it exists).
     pub admin_key: Option<Secret>,
+    /// HTTP/2 PING interval on links. Default 5s.
+    pub ping_interval: Duration,
+    /// A link whose PING goes unanswered this long is dead. Default 10s.
+    pub ping_timeout: Duration,
+    /// Lifetime of identity assertions. Default 60s, at most 300s.
+    pub assertion_ttl: Duration,
 }
 
 /// `connector:` — the private side of the tunnel.
 #[derive(Debug, Clone)]
 pub struct Connector {
+    /// Gateway link address, `host:port`.
     pub gateway: String,
+    /// TLS name to verify on the gateway certificate; default the host of `gateway`.
+    pub server_name: Option<String>,
     pub tunnel: String,
+    /// Stable connector name (a reconnect replaces the links registered
+    /// under it). Default: the hostname.
+    pub name: Option<String>,
     pub token: Secret,
+    /// CA that signed the gateway certificate (pinned; the only trust root).
     pub ca: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// Independent links. Default 2.
     pub links: u32,
-    pub allowed_ips: Vec<IpNet>,
+    /// Addresses routes may reach. Absent: loopback + RFC 1918 (+ ::1,
+    /// fc00::/7). Present: replaces that default entirely.
+    pub allowed_ips: Option<Vec<IpNet>>,
     pub routes: BTreeMap<String, Route>,
+    /// HTTP/2 PING interval. Default 5s.
+    pub ping_interval: Duration,
+    /// Default 10s.
+    pub ping_timeout: Duration,
+    /// `http://[user:pass@]host:port` CONNECT proxy; default `$HTTPS_PROXY`.
+    pub proxy: Option<String>,
 }
 
+/// One connector route (`routes: { NAME: {url: ...} | {command: [...]} | {builtin: FILE} }`).
 #[derive(Debug, Clone)]
 pub enum Route {
+    /// `url: http://127.0.0.1:8000/mcp` — an HTTP MCP server (http:// only).
     Http { url: String },
+    /// `command: [prog, args...]` — a stdio MCP server the connector spawns.
     Stdio { command: Vec<String> },
+    /// `builtin: FILE` — the built-in `airlock mcp` with that config file.
     Builtin { config: PathBuf },
 }
 
