@@ -29,6 +29,8 @@ use crate::{is_hop_header, Body, Error};
 pub enum RouteTarget {
     /// An HTTP MCP server, e.g. `http://127.0.0.1:8000/mcp`.
     Http(String),
+    /// A stdio MCP server to spawn: program and arguments.
+    Stdio(Vec<String>),
 }
 
 /// Reconnect pacing: a burst of quick retries, then exponential backoff
@@ -150,6 +152,7 @@ struct Shared {
     tls: TlsConnector,
     pool: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Body>>>>,
     connected: watch::Sender<usize>,
+    stdio: HashMap<String, Arc<crate::stdio::StdioRoute>>,
 }
 
 /// A running connector.
@@ -161,8 +164,23 @@ pub struct Connector {
 
 impl Connector {
     pub fn start(opts: ConnectorOptions) -> Result<Connector, Error> {
-        for (name, RouteTarget::Http(url)) in &opts.routes {
-            parse_http_url(url).map_err(|e| Error::Config(format!("route `{name}`: {e}")))?;
+        let mut stdio = HashMap::new();
+        for (name, t) in &opts.routes {
+            match t {
+                RouteTarget::Http(url) => {
+                    parse_http_url(url)
+                        .map_err(|e| Error::Config(format!("route `{name}`: {e}")))?;
+                }
+                RouteTarget::Stdio(cmd) => {
+                    if cmd.is_empty() {
+                        return Err(Error::Config(format!("route `{name}`: command is empty")));
+                    }
+                    stdio.insert(
+                        name.clone(),
+                        Arc::new(crate::stdio::StdioRoute::new(cmd.clone())),
+                    );
+                }
+            }
         }
         if opts.links == 0 {
             return Err(Error::Config("links must be at least 1".into()));
@@ -174,6 +192,7 @@ impl Connector {
             opts,
             pool: Mutex::new(HashMap::new()),
             connected,
+            stdio,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -490,8 +509,20 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body>
     if !valid_path(sub) {
         return plain(StatusCode::BAD_REQUEST, "path refused\n");
     }
-    let Some(RouteTarget::Http(url)) = shared.opts.routes.get(names[0]) else {
-        return plain(StatusCode::NOT_FOUND, "unknown route\n");
+    let url = match shared.opts.routes.get(names[0]) {
+        Some(RouteTarget::Http(url)) => url,
+        Some(RouteTarget::Stdio(_)) => {
+            let Some(route) = shared.stdio.get(names[0]).cloned() else {
+                return plain(StatusCode::NOT_FOUND, "unknown route\n");
+            };
+            let (parts, body) = req.into_parts();
+            let body = match http_body_util::Limited::new(body, 4 << 20).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+            };
+            return route.handle(&parts.method, &parts.headers, body).await;
+        }
+        None => return plain(StatusCode::NOT_FOUND, "unknown route\n"),
     };
     let Ok(t) = parse_http_url(url) else {
         return plain(StatusCode::BAD_GATEWAY, "route misconfigured\n");

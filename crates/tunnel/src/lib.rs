@@ -17,6 +17,7 @@ pub mod link;
 mod metrics;
 pub mod paths;
 pub mod state;
+mod stdio;
 pub mod tls;
 
 use bytes::Bytes;

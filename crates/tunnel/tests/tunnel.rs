@@ -880,3 +880,136 @@ async fn thousand_concurrent_streams_over_one_link() {
     assert_eq!(ok, 1000);
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }
+
+const STDIO_SERVER: &str = r#"
+import sys, json, os
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}), flush=True)
+    meth = m.get("method")
+    if meth == "initialize":
+        res = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "py", "version": "1"}}
+    else:
+        res = {"method": meth, "pid": os.getpid(), "token_env": os.environ.get("AIRLOCK_TUNNEL_TOKEN")}
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": res}), flush=True)
+"#;
+
+#[tokio::test]
+async fn stdio_route_bridges_sessions_and_stateless_calls() {
+    let env = Env::new().await;
+    let mut o = env.copts();
+    o.links = 1;
+    o.routes.insert(
+        "py".into(),
+        RouteTarget::Stdio(vec!["python3".into(), "-c".into(), STDIO_SERVER.into()]),
+    );
+    let mut c = Connector::start(o).unwrap();
+    c.wait_links(1).await;
+    wait_until(|| env.gw().links_up().get("corp").copied() == Some(1)).await;
+    let (_, key) = State::open(&env.state_path)
+        .unwrap()
+        .create_key("a", "corp", &[])
+        .unwrap();
+    let a = auth(&key);
+    let ct = ("content-type", "application/json");
+
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/py",
+        &[("authorization", &a), ct],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let sid = r.headers["mcp-session-id"].to_str().unwrap().to_string();
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["id"], 1);
+    assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
+
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/py",
+        &[("authorization", &a), ct, ("mcp-session-id", &sid)],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/py",
+        &[("authorization", &a), ct, ("mcp-session-id", &sid)],
+        r#"{"jsonrpc":"2.0","id":"q","method":"tools/list"}"#,
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["result"]["method"].as_str()),
+        (Some("q"), Some("tools/list"))
+    );
+    assert!(
+        v["result"]["token_env"].is_null(),
+        "the tunnel token never reaches a spawned server"
+    );
+    let session_pid = v["result"]["pid"].clone();
+
+    // Stateless (no session): a shared child, a different process.
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/py",
+        &[("authorization", &a), ct],
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#,
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["id"], 5);
+    assert_ne!(v["result"]["pid"], session_pid);
+
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/py",
+        &[("authorization", &a), ct, ("mcp-session-id", "nope")],
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        call(
+            env.agent(),
+            "GET",
+            "/t/corp/py",
+            &[("authorization", &a)],
+            ""
+        )
+        .await
+        .status,
+        405
+    );
+    assert_eq!(
+        call(
+            env.agent(),
+            "DELETE",
+            "/t/corp/py",
+            &[("authorization", &a), ("mcp-session-id", &sid)],
+            ""
+        )
+        .await
+        .status,
+        204
+    );
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/py",
+        &[("authorization", &a), ct, ("mcp-session-id", &sid)],
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}

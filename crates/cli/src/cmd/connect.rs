@@ -28,7 +28,8 @@ pub struct Args {
     /// This connector's private key (PEM).
     #[arg(long)]
     key: PathBuf,
-    /// A route, `NAME=http://HOST:PORT/PATH`; repeat for more.
+    /// A route: `NAME=http://HOST:PORT/PATH`, or `NAME=stdio:PROGRAM ARG...`
+    /// (a stdio MCP server to spawn; split on whitespace); repeat for more.
     #[arg(long = "route", required = true)]
     routes: Vec<String>,
     /// Addresses routes may reach (CIDR); repeat. Replaces the default
