@@ -198,6 +198,13 @@ fn gateway_and_connector_processes_end_to_end() {
 
     let up = upstream();
     let (gw, agents, links) = start_gateway(&dir, &state, "127.0.0.1:0", "127.0.0.1:0");
+    let pk = last_line(&run_ok(&["tunnel", "identity-key", "--state", st]));
+    assert_eq!(
+        airlock_identity::PublicKey::from_base64(&pk)
+            .unwrap()
+            .to_base64(),
+        pk
+    );
     let _conn = Kill(connector(&dir, &links, &token, up));
     wait_ok(&agents, &key, Duration::from_secs(10));
     assert_eq!(

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -54,6 +55,8 @@ pub struct GatewayOptions {
     pub admin_key: Option<String>,
     /// How long cached agent-key and tunnel lookups stay valid.
     pub cache_ttl: Duration,
+    /// A quiet SSE response gets a `: keep-alive` comment this often.
+    pub sse_keepalive: Duration,
 }
 
 impl GatewayOptions {
@@ -71,6 +74,7 @@ impl GatewayOptions {
             max_body: 4 << 20,
             admin_key: None,
             cache_ttl: Duration::from_secs(1),
+            sse_keepalive: Duration::from_secs(15),
         }
     }
 }
@@ -796,6 +800,8 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
         failed: false,
         shared: shared.clone(),
         _guard: guard,
+        tail: [0, 0],
+        quiet: sse.then(|| Box::pin(tokio::time::sleep(shared.opts.sse_keepalive))),
     };
     Response::from_parts(rparts, body.boxed())
 }
@@ -843,6 +849,28 @@ struct Relay {
     failed: bool,
     shared: Arc<Shared>,
     _guard: Inflight,
+    /// Last two bytes relayed, to insert text only at SSE line/event boundaries.
+    tail: [u8; 2],
+    /// Fires when an SSE stream has been quiet for `sse_keepalive`.
+    quiet: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Relay {
+    fn at_line_start(&self) -> bool {
+        self.tail[1] == b'\n' || self.tail == [0, 0]
+    }
+
+    fn at_event_start(&self) -> bool {
+        self.tail == [b'\n', b'\n'] || self.tail == [0, 0]
+    }
+
+    fn note(&mut self, d: &[u8]) {
+        match d {
+            [] => {}
+            [b] => self.tail = [self.tail[1], *b],
+            [.., a, b] => self.tail = [*a, *b],
+        }
+    }
 }
 
 impl http_body::Body for Relay {
@@ -863,8 +891,38 @@ impl http_body::Body for Relay {
                         .metrics
                         .bytes_down
                         .fetch_add(d.len() as u64, Relaxed);
+                    let d = d.clone();
+                    self.note(&d);
+                    let every = self.shared.opts.sse_keepalive;
+                    if let Some(q) = self.quiet.as_mut() {
+                        q.as_mut().reset(tokio::time::Instant::now() + every);
+                    }
                 }
                 Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Pending => {
+                let every = self.shared.opts.sse_keepalive;
+                let fired = match self.quiet.as_mut() {
+                    Some(q) => q.as_mut().poll(cx).is_ready(),
+                    None => false,
+                };
+                if !fired {
+                    return Poll::Pending;
+                }
+                if let Some(q) = self.quiet.as_mut() {
+                    q.as_mut().reset(tokio::time::Instant::now() + every);
+                    // Register the new deadline with this task.
+                    let _ = q.as_mut().poll(cx);
+                }
+                // A comment line never ends an event, so it is safe between
+                // lines even in the middle of one.
+                if self.at_line_start() {
+                    self.note(b": keep-alive\n");
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                        b": keep-alive\n",
+                    )))));
+                }
+                Poll::Pending
             }
             Poll::Ready(Some(Err(e))) => {
                 self.shared
@@ -876,8 +934,16 @@ impl http_body::Body for Relay {
                     let id = self.rpc_id.clone().unwrap_or(serde_json::Value::Null);
                     let msg = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32000,
                         "message": "airlock: the tunnel link failed mid-stream; the request's outcome is unknown"}});
+                    // Close any half-sent line and event first.
+                    let mut pre = String::new();
+                    if !self.at_line_start() {
+                        pre.push('\n');
+                    }
+                    if !self.at_event_start() {
+                        pre.push('\n');
+                    }
                     Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
-                        "event: message\ndata: {msg}\n\n"
+                        "{pre}event: message\ndata: {msg}\n\n"
                     ))))))
                 } else {
                     Poll::Ready(Some(Err(Box::new(e))))

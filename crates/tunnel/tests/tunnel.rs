@@ -166,6 +166,7 @@ impl Env {
         gopts.agent_tls = false;
         gopts.ping_interval = Duration::from_millis(300);
         gopts.ping_timeout = Duration::from_millis(700);
+        gopts.sse_keepalive = Duration::from_millis(150);
         let gw = Gateway::start(gopts.clone()).await.unwrap();
         let (up, ups) = upstream().await;
         Env {
@@ -1012,4 +1013,29 @@ async fn stdio_route_bridges_sessions_and_stateless_calls() {
     )
     .await;
     assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn quiet_sse_streams_get_keepalive_comments() {
+    let env = Env::new().await;
+    let _c = env.connect(1).await;
+    let tcp = TcpStream::connect(env.agent()).await.unwrap();
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/t/corp/tools/hang")
+        .header("authorization", auth(&env.key))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let mut body = s.send_request(req).await.unwrap().into_body();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_millis(800);
+    while let Ok(Some(Ok(f))) = tokio::time::timeout_at(deadline.into(), body.frame()).await {
+        if let Some(d) = f.data_ref() {
+            text.push_str(std::str::from_utf8(d).unwrap());
+        }
+    }
+    assert!(text.starts_with("event: message\n"), "{text}");
+    assert!(text.matches(": keep-alive\n").count() >= 2, "{text}");
 }

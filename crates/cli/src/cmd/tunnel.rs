@@ -49,6 +49,8 @@ enum Cmd {
     RetireOldCas { name: String },
     /// Archive a tunnel: links are dropped, its keys revoked, its name kept.
     Archive { name: String },
+    /// Print the gateway's Ed25519 identity-assertion public key (for `airlock mcp`).
+    IdentityKey,
     /// Generate a CA, a gateway server certificate and a connector client
     /// certificate into DIR (for trying airlock out; bring your own PKI in production).
     Certs {
@@ -129,6 +131,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Cmd::Archive { name } => {
             open(&a.state)?.archive_tunnel(&name)?;
             println!("tunnel `{name}` archived; its links drop within a second and its keys are revoked.");
+        }
+        Cmd::IdentityKey => {
+            println!(
+                "{}",
+                open(&a.state)?.signing_key()?.public_key().to_base64()
+            );
         }
         Cmd::Certs { dir, names } => {
             write_certs(&dir, &names)?;
