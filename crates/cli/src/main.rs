@@ -38,6 +38,8 @@ enum Command {
     Tunnel(cmd::tunnel::Args),
     /// Manage agent keys in the gateway's state file.
     Key(cmd::key::Args),
+    /// Quick start on one machine: gateway, connector and an agent key on localhost.
+    Up(cmd::up::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => cmd::connect::run(args),
         Command::Tunnel(args) => cmd::tunnel::run(args),
         Command::Key(args) => cmd::key::run(args),
+        Command::Up(args) => cmd::up::run(args),
     };
     match result {
         Ok(code) => code,

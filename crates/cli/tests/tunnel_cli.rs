@@ -243,3 +243,70 @@ fn gateway_and_connector_processes_end_to_end() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn up_serves_a_stdio_route_on_localhost() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("airlock-up-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let srv = dir.join("srv.py");
+    std::fs::write(
+        &srv,
+        "import sys, json\nfor line in sys.stdin:\n    m = json.loads(line)\n    if 'id' in m:\n        print(json.dumps({'jsonrpc':'2.0','id':m['id'],'result':{'tools':[]}}), flush=True)\n",
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = bin()
+        .arg("up")
+        .arg("--dir")
+        .arg(dir.join("st"))
+        .args(["--port", &port.to_string()])
+        .arg("--route")
+        .arg(format!("tools=stdio:python3 {}", srv.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(c.stdout.take().unwrap());
+    let _kill = Kill(c);
+    let mut key = String::new();
+    let mut claude = String::new();
+    for _ in 0..20 {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        if let Some(k) = l.strip_prefix("agent key: ") {
+            key = k.trim().to_string();
+        }
+        if l.contains("claude mcp add") {
+            claude = l;
+            break;
+        }
+    }
+    let url = format!("http://127.0.0.1:{port}/t/local/tools");
+    assert!(
+        claude.contains(&format!("--transport http airlock-tools {url}")),
+        "{claude}"
+    );
+    assert!(claude.contains(&key) && key.starts_with("alk_"));
+    let body = r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /t/local/tools HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains(r#""id":9"#) && resp.contains(r#""tools":[]"#),
+        "{resp}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

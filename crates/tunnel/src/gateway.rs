@@ -491,9 +491,10 @@ async fn serve_agent_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(shared, req).await) }
     });
-    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection(TokioIo::new(io), svc)
-        .await;
+    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Long-lived SSE streams count against this; hyper's default is 200.
+    b.http2().max_concurrent_streams(1024);
+    let _ = b.serve_connection(TokioIo::new(io), svc).await;
 }
 
 fn status(code: StatusCode) -> Response<Body> {

@@ -103,7 +103,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn parse_routes(specs: &[String]) -> anyhow::Result<BTreeMap<String, RouteTarget>> {
+pub(crate) fn parse_routes(specs: &[String]) -> anyhow::Result<BTreeMap<String, RouteTarget>> {
     let mut m = BTreeMap::new();
     for s in specs {
         let Some((name, url)) = s.split_once('=') else {
@@ -112,9 +112,17 @@ fn parse_routes(specs: &[String]) -> anyhow::Result<BTreeMap<String, RouteTarget
         if !airlock_tunnel::paths::valid_name(name) {
             bail!("route name `{name}` must be 1-63 of [A-Za-z0-9_-]");
         }
-        if m.insert(name.to_string(), RouteTarget::Http(url.to_string()))
-            .is_some()
-        {
+        let target = match url.strip_prefix("stdio:") {
+            Some(cmd) => {
+                let argv: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+                if argv.is_empty() {
+                    bail!("--route `{s}`: stdio: needs a command");
+                }
+                RouteTarget::Stdio(argv)
+            }
+            None => RouteTarget::Http(url.to_string()),
+        };
+        if m.insert(name.to_string(), target).is_some() {
             bail!("route `{name}` is given twice");
         }
     }

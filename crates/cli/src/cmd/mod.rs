@@ -5,3 +5,4 @@ pub mod doctor;
 pub mod gateway;
 pub mod key;
 pub mod tunnel;
+pub mod up;

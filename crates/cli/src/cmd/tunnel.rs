@@ -168,7 +168,7 @@ pub fn write_certs(dir: &Path, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_private(p: &Path, b: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(p: &Path, b: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

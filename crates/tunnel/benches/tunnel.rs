@@ -1,0 +1,289 @@
+//! On-demand tunnel benchmark (not run in CI):
+//! `cargo bench -p airlock-tunnel --bench tunnel`.
+//!
+//! Everything runs on loopback in this process: an HTTP/1.1 upstream, the
+//! gateway and a connector (2 links, real TLS 1.3). Prints, next to the same
+//! figure for a direct connection to the upstream: bulk throughput, small
+//! request p50/p99 on a reused agent connection and on a new connection per
+//! request, memory per idle link and per idle stream, and recovery time
+//! after a gateway restart. Peers (rathole, bore): `benches/peers.sh`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use airlock_tunnel::certs::Ca;
+use airlock_tunnel::connector::{Connector, ConnectorOptions, RouteTarget};
+use airlock_tunnel::gateway::{Gateway, GatewayOptions};
+use airlock_tunnel::state::State;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+type B = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+const CHUNK: usize = 64 << 10;
+
+async fn upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = l.accept().await.unwrap();
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(serve(req))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn serve(req: Request<Incoming>) -> Response<B> {
+    let path = req.uri().path();
+    if let Some(n) = path.strip_prefix("/mcp/bulk/") {
+        let total: usize = n.parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'x'; CHUNK]);
+        let s = futures_util::stream::iter(
+            (0..total / CHUNK).map(move |_| Ok(Frame::data(chunk.clone()))),
+        );
+        return Response::new(BodyExt::boxed(StreamBody::new(s)));
+    }
+    if path == "/mcp/hang" {
+        let s = futures_util::stream::pending::<Result<Frame<Bytes>, Infallible>>();
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(BodyExt::boxed(StreamBody::new(s)))
+            .unwrap();
+    }
+    let body = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}"#;
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from_static(body)).boxed())
+        .unwrap()
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    pages * 4
+}
+
+struct Client {
+    s: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+}
+
+async fn client(addr: SocketAddr) -> Client {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.set_nodelay(true);
+    let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    Client { s }
+}
+
+impl Client {
+    async fn get(&mut self, path: &str, key: Option<&str>) -> (u16, usize) {
+        let mut b = Request::get(path).header("host", "bench");
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        self.s.ready().await.unwrap();
+        let r = self
+            .s
+            .send_request(b.body(Empty::new()).unwrap())
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        let mut body = r.into_body();
+        let mut n = 0;
+        while let Some(f) = body.frame().await {
+            if let Some(d) = f.unwrap().data_ref() {
+                n += d.len();
+            }
+        }
+        (st, n)
+    }
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+async fn latency(
+    addr: SocketAddr,
+    path: &str,
+    key: Option<&str>,
+    n: usize,
+    fresh: bool,
+) -> (Duration, Duration) {
+    let mut c = client(addr).await;
+    for _ in 0..200 {
+        c.get(path, key).await;
+    }
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        if fresh {
+            c = client(addr).await;
+        }
+        let (st, _) = c.get(path, key).await;
+        assert_eq!(st, 200);
+        v.push(t.elapsed());
+    }
+    (pct(&mut v, 0.5), pct(&mut v, 0.99))
+}
+
+async fn bulk(addr: SocketAddr, prefix: &str, key: Option<&str>, bytes: usize) -> f64 {
+    let mut c = client(addr).await;
+    let t = Instant::now();
+    let (st, n) = c.get(&format!("{prefix}/bulk/{bytes}"), key).await;
+    assert_eq!((st, n), (200, bytes / CHUNK * CHUNK));
+    n as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = std::env::temp_dir().join(format!("airlock-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.db");
+    let gw_ca = Ca::generate("gw").unwrap();
+    let tun_ca = Ca::generate("tun").unwrap();
+    let server = gw_ca.issue_server(&["localhost"]).unwrap();
+    let client_cert = tun_ca.issue_client("c").unwrap();
+    let mut st = State::open(&state).unwrap();
+    let token = st
+        .create_tunnel("bench", &[tun_ca.pem().cert.into_bytes()])
+        .unwrap();
+    let (_, key) = st.create_key("bench", "bench", &[]).unwrap();
+    drop(st);
+    let up = upstream().await;
+    let mut go = GatewayOptions::new(
+        state.clone(),
+        server.cert.clone().into(),
+        server.key.clone().into(),
+    );
+    go.agent_tls = false;
+    let gw = Gateway::start(go.clone()).await.unwrap();
+    let mk = |gw: &Gateway, links: u32, name: &str| {
+        let mut o = ConnectorOptions::new(
+            format!("localhost:{}", gw.tunnel_addr.port()),
+            "bench".into(),
+            token.clone(),
+            gw_ca.pem().cert.into(),
+            client_cert.cert.clone().into(),
+            client_cert.key.clone().into(),
+        );
+        o.links = links;
+        o.name = name.into();
+        o.routes = BTreeMap::from([(
+            "r".to_string(),
+            RouteTarget::Http(format!("http://{up}/mcp")),
+        )]);
+        o
+    };
+    let mut conn = Connector::start(mk(&gw, 2, "main")).unwrap();
+    conn.wait_links(2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let g = gw.agent_addr;
+    let k = Some(key.as_str());
+
+    println!(
+        "airlock tunnel benchmark (loopback, 2 links, TLS 1.3 ring, agent side plain HTTP/1.1)"
+    );
+    let n = 5000;
+    let (dp50, dp99) = latency(up, "/mcp/small", None, n, false).await;
+    let (tp50, tp99) = latency(g, "/t/bench/r/small", k, n, false).await;
+    println!("small request, reused agent connection ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {}", us(dp50), us(dp99), us(tp50), us(tp99));
+    let n = 2000;
+    let (dp50, dp99) = latency(up, "/mcp/small", None, n, true).await;
+    let (tp50, tp99) = latency(g, "/t/bench/r/small", k, n, true).await;
+    println!(
+        "small request, new agent connection ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {}",
+        us(dp50),
+        us(dp99),
+        us(tp50),
+        us(tp99)
+    );
+
+    let bytes = 2usize << 30;
+    let d = bulk(up, "/mcp", None, bytes).await;
+    let t = bulk(g, "/t/bench/r", k, bytes).await;
+    println!(
+        "bulk 2 GiB, one stream: direct {d:.2} Gbit/s | airlock {t:.2} Gbit/s (encrypted link)"
+    );
+
+    // Idle streams: SSE responses that never end.
+    let before = rss_kib();
+    let tcp = TcpStream::connect(g).await.unwrap();
+    let (s, c2) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(c2);
+    let streams = 1000;
+    let mut held = Vec::new();
+    for _ in 0..streams {
+        let mut s = s.clone();
+        let req = Request::get("http://bench/t/bench/r/hang")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Empty::new())
+            .unwrap();
+        held.push(tokio::spawn(async move {
+            s.send_request(req).await.map(|r| r.into_body())
+        }));
+    }
+    let mut bodies = Vec::new();
+    for h in held {
+        bodies.push(h.await.unwrap().unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_stream = (rss_kib().saturating_sub(before)) as f64 / streams as f64;
+    println!("memory per idle stream (gateway + connector + agent/upstream sides, in one process): {per_stream:.1} KiB");
+    drop(bodies);
+
+    let before = rss_kib();
+    let extra = 100;
+    let mut many = Connector::start(mk(&gw, extra, "idle")).unwrap();
+    many.wait_links(extra as usize).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_link = (rss_kib().saturating_sub(before)) as f64 / extra as f64;
+    println!("memory per idle link (both ends): {per_link:.1} KiB");
+    many.shutdown().await;
+
+    let tunnel_addr = gw.tunnel_addr;
+    let agent_addr = gw.agent_addr;
+    gw.shutdown().await;
+    while conn.links_up() > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let t = Instant::now();
+    go.tunnel_listen = tunnel_addr.to_string();
+    go.agent_listen = agent_addr.to_string();
+    let _gw2 = Gateway::start(go).await.unwrap();
+    conn.wait_links(2).await;
+    println!(
+        "recovery after a clean gateway restart: {} ms to 2 links",
+        t.elapsed().as_millis()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
