@@ -1039,3 +1039,130 @@ async fn quiet_sse_streams_get_keepalive_comments() {
     assert!(text.starts_with("event: message\n"), "{text}");
     assert!(text.matches(": keep-alive\n").count() >= 2, "{text}");
 }
+
+#[tokio::test]
+async fn agent_listener_serves_https_with_the_gateway_certificate() {
+    let mut env = Env::new().await;
+    env.gw.take().unwrap().shutdown().await;
+    let mut g = env.gopts.clone();
+    g.agent_tls = true;
+    env.gw = Some(Gateway::start(g).await.unwrap());
+    let _c = env.connect(1).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in airlock_tunnel::tls::certs_from_pem(env.pki.gw_ca.as_bytes(), "ca").unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(airlock_tunnel::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(env.agent()).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/t/corp/tools/echo")
+        .header("host", "localhost")
+        .header("authorization", auth(&env.key))
+        .body(Full::new(Bytes::from_static(b"hi")))
+        .unwrap();
+    let r = s.send_request(req).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        &r.into_body().collect().await.unwrap().to_bytes()[..],
+        b"hi"
+    );
+}
+
+/// A minimal HTTP CONNECT proxy; counts the tunnels it opened.
+async fn connect_proxy() -> (SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::AsyncReadExt;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut a, _) = l.accept().await.unwrap();
+            let n = n2.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    head.push(a.read_u8().await.unwrap());
+                }
+                let head = String::from_utf8(head).unwrap();
+                let target = head.split_whitespace().nth(1).unwrap().to_string();
+                assert!(head.starts_with("CONNECT "));
+                let mut b = TcpStream::connect(target).await.unwrap();
+                n.fetch_add(1, Ordering::SeqCst);
+                a.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+            });
+        }
+    });
+    (addr, n)
+}
+
+#[tokio::test]
+async fn connector_reaches_the_gateway_through_an_http_connect_proxy() {
+    let env = Env::new().await;
+    let (proxy, opened) = connect_proxy().await;
+    let mut o = env.copts();
+    o.links = 2;
+    o.proxy = Some(format!("http://{proxy}"));
+    let mut c = Connector::start(o).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), c.wait_links(2))
+        .await
+        .unwrap();
+    assert_eq!(opened.load(Ordering::SeqCst), 2);
+    wait_until(|| env.gw().links_up().get("corp").copied() == Some(2)).await;
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/tools/echo",
+        &[("authorization", &auth(&env.key))],
+        "x",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn connector_shutdown_drains_in_flight_requests() {
+    let env = Env::new().await;
+    let c = env.connect(1).await;
+    let agent = env.agent();
+    let key = auth(&env.key);
+    let inflight = tokio::spawn(async move {
+        call(
+            agent,
+            "POST",
+            "/t/corp/tools/slow",
+            &[("authorization", &key)],
+            "done",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    c.shutdown().await; // GOAWAY, then waits for the stream
+    let r = inflight.await.unwrap();
+    assert_eq!((r.status, &r.body[..]), (200, &b"done"[..]));
+    wait_until(|| env.gw().links_up().get("corp").copied().unwrap_or(0) == 0).await;
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/tools/echo",
+        &[("authorization", &auth(&env.key))],
+        "x",
+    )
+    .await;
+    assert_eq!(r.status, 503);
+}
