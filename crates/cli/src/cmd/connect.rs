@@ -128,3 +128,54 @@ pub(crate) fn parse_routes(specs: &[String]) -> anyhow::Result<BTreeMap<String, 
     }
     Ok(m)
 }
+
+/// The `connector:` section of airlock.yaml as connector options (used by
+/// `--config` once the config loader lands).
+#[allow(dead_code)]
+pub(crate) fn options_from_config(
+    c: &airlock_config::Connector,
+) -> anyhow::Result<ConnectorOptions> {
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let token = c
+        .token
+        .resolve()
+        .context("connector.token")?
+        .expose()
+        .to_string();
+    let mut o = ConnectorOptions::new(
+        c.gateway.clone(),
+        c.tunnel.clone(),
+        token,
+        read(&c.ca)?,
+        read(&c.client_cert)?,
+        read(&c.client_key)?,
+    );
+    o.server_name = c.server_name.clone();
+    if let Some(n) = &c.name {
+        o.name = n.clone();
+    }
+    o.links = c.links;
+    if let Some(ips) = &c.allowed_ips {
+        o.allowed_ips = ips.clone();
+    }
+    o.ping_interval = c.ping_interval;
+    o.ping_timeout = c.ping_timeout;
+    o.proxy = c
+        .proxy
+        .clone()
+        .or_else(|| std::env::var("HTTPS_PROXY").ok().filter(|s| !s.is_empty()));
+    for (name, r) in &c.routes {
+        let t = match r {
+            airlock_config::Route::Http { url } => RouteTarget::Http(url.clone()),
+            airlock_config::Route::Stdio { command } => RouteTarget::Stdio(command.clone()),
+            airlock_config::Route::Builtin { .. } => {
+                anyhow::bail!(
+                    "connector.routes.{name}: the built-in airlock mcp route is not available yet"
+                )
+            }
+        };
+        o.routes.insert(name.clone(), t);
+    }
+    Ok(o)
+}

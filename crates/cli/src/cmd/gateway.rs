@@ -84,3 +84,37 @@ pub(crate) async fn shutdown_signal() {
         _ = term => {}
     }
 }
+
+/// The `gateway:` section of airlock.yaml as gateway options (used by
+/// `--config` once the config loader lands).
+#[allow(dead_code)]
+pub(crate) fn options_from_config(g: &airlock_config::Gateway) -> anyhow::Result<GatewayOptions> {
+    if g.state.starts_with("postgres://") || g.state.starts_with("postgresql://") {
+        anyhow::bail!(
+            "gateway.state: PostgreSQL state is not supported yet; give a SQLite file path"
+        );
+    }
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let mut o = GatewayOptions::new(
+        PathBuf::from(&g.state),
+        read(&g.tls_cert)?,
+        read(&g.tls_key)?,
+    );
+    o.agent_listen = g.listen.clone();
+    o.tunnel_listen = g.tunnel_listen.clone();
+    o.agent_tls = g.agent_tls;
+    o.ping_interval = g.ping_interval;
+    o.ping_timeout = g.ping_timeout;
+    o.assertion_ttl = g.assertion_ttl.min(airlock_identity::MAX_TTL);
+    o.admin_key = match &g.admin_key {
+        Some(s) => Some(
+            s.resolve()
+                .context("gateway.admin_key")?
+                .expose()
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(o)
+}
