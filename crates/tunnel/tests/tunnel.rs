@@ -1166,3 +1166,72 @@ async fn connector_shutdown_drains_in_flight_requests() {
     .await;
     assert_eq!(r.status, 503);
 }
+
+fn python_sdk_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import mcp, httpx2"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The official Python SDK's client and server through the tunnel, at both
+/// protocol generations. Needs `pip install mcp` (2.x); skipped without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdk_through_the_tunnel_both_generations() {
+    if !python_sdk_available() {
+        eprintln!("SKIPPED: python3 module `mcp` (PyPI mcp 2.x) not installed");
+        return;
+    }
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new("python3")
+        .arg(sdk.join("server.py"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let env = Env::new().await;
+    let mut o = env.copts();
+    o.links = 1;
+    o.routes.insert(
+        "py".into(),
+        RouteTarget::Http(format!("http://127.0.0.1:{port}/mcp")),
+    );
+    let mut c = Connector::start(o).unwrap();
+    c.wait_links(1).await;
+    let (_, key) = State::open(&env.state_path)
+        .unwrap()
+        .create_key("sdk", "corp", &[])
+        .unwrap();
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "python MCP server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("http://{}/t/corp/py", env.agent());
+    for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let out = tokio::process::Command::new("python3")
+            .arg(sdk.join("client.py"))
+            .args([url.as_str(), key.as_str(), mode])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("OK {version} ['add'] 5")),
+            "{mode}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = server.kill().await;
+}
