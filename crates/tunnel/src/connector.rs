@@ -130,7 +130,7 @@ impl ConnectorOptions {
             key_pem,
             routes: BTreeMap::new(),
             allowed_ips: default_allowed_ips(),
-            ping_interval: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(4),
             ping_timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             proxy: None,
@@ -629,4 +629,77 @@ async fn upstream(
         let _ = conn.await;
     });
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_bursts_then_grows_with_jitter_and_caps() {
+        let b = Backoff::default();
+        for a in 0..b.quick_retries {
+            assert_eq!(b.delay(a), b.quick_delay);
+        }
+        let d = b.delay(b.quick_retries);
+        assert!(d >= b.base / 2 && d <= b.base, "{d:?}");
+        for a in 10..40 {
+            assert!(b.delay(a) <= b.max && b.delay(a) >= b.max / 2);
+        }
+    }
+
+    #[test]
+    fn defaults_find_a_dead_path_within_15s() {
+        let o = ConnectorOptions::new(
+            String::new(),
+            String::new(),
+            String::new(),
+            vec![],
+            vec![],
+            vec![],
+        );
+        assert!(o.ping_interval + o.ping_timeout <= Duration::from_secs(15));
+        assert_eq!(o.links, 2);
+    }
+
+    #[test]
+    fn allowed_ips_default_and_mapped_v6() {
+        let d = default_allowed_ips();
+        for ok in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.31.0.1",
+            "192.168.1.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "fd00::1",
+        ] {
+            assert!(allowed(ok.parse().unwrap(), &d), "{ok}");
+        }
+        for bad in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "169.254.169.254",
+            "::ffff:8.8.8.8",
+            "2001:db8::1",
+            "0.0.0.0",
+        ] {
+            assert!(!allowed(bad.parse().unwrap(), &d), "{bad}");
+        }
+    }
+
+    #[test]
+    fn route_urls() {
+        let t = parse_http_url("http://127.0.0.1:8000/mcp/").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.base_path.as_str()),
+            ("127.0.0.1", 8000, "/mcp")
+        );
+        assert_eq!(parse_http_url("http://[::1]/x").unwrap().host, "::1");
+        assert!(parse_http_url("https://a/x").is_err());
+        assert!(parse_http_url("http://u:p@a/x").is_err());
+        assert!(parse_http_url("file:///etc/passwd").is_err());
+        assert_eq!(host_of("gw.example:7443"), "gw.example");
+        assert_eq!(host_of("[::1]:7443"), "::1");
+    }
 }

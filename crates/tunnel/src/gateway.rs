@@ -68,7 +68,7 @@ impl GatewayOptions {
             cert_pem,
             key_pem,
             agent_tls: true,
-            ping_interval: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(4),
             ping_timeout: Duration::from_secs(10),
             assertion_ttl: Duration::from_secs(60),
             max_body: 4 << 20,

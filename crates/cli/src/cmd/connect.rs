@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long)]
     server_name: Option<String>,
     /// HTTP/2 PING interval.
-    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "4s")]
     ping_interval: Duration,
     /// A link whose PING is unanswered this long is dead.
     #[arg(long, value_parser = airlock_config::parse_duration, default_value = "10s")]

@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     agent_plaintext: bool,
     /// HTTP/2 PING interval on links.
-    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "4s")]
     ping_interval: Duration,
     /// A link whose PING is unanswered this long is dead.
     #[arg(long, value_parser = airlock_config::parse_duration, default_value = "10s")]
