@@ -1178,7 +1178,7 @@ fn python_sdk_available() -> bool {
 /// The official Python SDK's client and server through the tunnel, at both
 /// protocol generations. Needs `pip install mcp` (2.x); skipped without it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_python_sdk_through_the_tunnel_both_generations() {
+async fn official_sdks_through_the_tunnel_both_generations() {
     if !python_sdk_available() {
         eprintln!("SKIPPED: python3 module `mcp` (PyPI mcp 2.x) not installed");
         return;
@@ -1232,6 +1232,24 @@ async fn official_python_sdk_through_the_tunnel_both_generations() {
             "{mode}: {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+    // The official TypeScript SDK client too, when installed (`npm install`
+    // in tests/sdk); it negotiates its own protocol version.
+    if sdk.join("node_modules/@modelcontextprotocol/sdk").is_dir() {
+        let out = tokio::process::Command::new("node")
+            .arg(sdk.join("client.mjs"))
+            .args([url.as_str(), key.as_str()])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("OK add 5"),
+            "typescript: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("SKIPPED: TypeScript SDK client (npm install in crates/tunnel/tests/sdk)");
     }
     let _ = server.kill().await;
 }
