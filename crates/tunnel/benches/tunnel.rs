@@ -285,5 +285,142 @@ async fn main() {
         "recovery after a clean gateway restart: {} ms to 2 links",
         t.elapsed().as_millis()
     );
+    peers(up, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn on_path(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(bin))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_serving(addr: SocketAddr) -> bool {
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            let ok = tokio::time::timeout(Duration::from_secs(1), async {
+                let mut c = client(addr).await;
+                c.get("/mcp/small", None).await
+            })
+            .await;
+            if matches!(ok, Ok((200, _))) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn measure_peer(name: &str, addr: SocketAddr) {
+    if !wait_serving(addr).await {
+        println!("{name}: did not come up; skipped");
+        return;
+    }
+    let (p50, p99) = latency(addr, "/mcp/small", None, 5000, false).await;
+    let (n50, n99) = latency(addr, "/mcp/small", None, 2000, true).await;
+    let g = bulk(addr, "/mcp", None, 2usize << 30).await;
+    println!(
+        "{name}: reused p50 {} p99 {} | new connection p50 {} p99 {} | bulk {g:.2} Gbit/s",
+        us(p50),
+        us(p99),
+        us(n50),
+        us(n99)
+    );
+}
+
+/// rathole (plaintext TCP transport) and bore, when on PATH
+/// (`benches/peers.sh` installs them), against the same upstream and client.
+async fn peers(up: SocketAddr, dir: &std::path::Path) {
+    let quiet = std::process::Stdio::null;
+    if let Some(bin) = on_path("rathole") {
+        let (ctl, svc) = (free_port(), free_port());
+        let server = format!(
+            "[server]\nbind_addr = \"127.0.0.1:{ctl}\"\ndefault_token = \"bench\"\n\
+             [server.services.up]\nbind_addr = \"127.0.0.1:{svc}\"\n"
+        );
+        let client = format!(
+            "[client]\nremote_addr = \"127.0.0.1:{ctl}\"\ndefault_token = \"bench\"\n\
+             [client.services.up]\nlocal_addr = \"{up}\"\n"
+        );
+        std::fs::write(dir.join("rs.toml"), server).unwrap();
+        std::fs::write(dir.join("rc.toml"), client).unwrap();
+        let spawn = |mode: &str, cfg: &str| {
+            KillOnDrop(
+                std::process::Command::new(&bin)
+                    .arg(mode)
+                    .arg(dir.join(cfg))
+                    .stdout(quiet())
+                    .stderr(quiet())
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        let _s = spawn("--server", "rs.toml");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _c = spawn("--client", "rc.toml");
+        measure_peer(
+            "rathole (plaintext)",
+            SocketAddr::from(([127, 0, 0, 1], svc)),
+        )
+        .await;
+    } else {
+        println!("rathole: not on PATH (run benches/peers.sh); skipped");
+    }
+    if let Some(bin) = on_path("bore") {
+        let port = free_port().to_string();
+        let _s = KillOnDrop(
+            std::process::Command::new(&bin)
+                .args(["server", "--min-port", &port, "--max-port", &port])
+                .stdout(quiet())
+                .stderr(quiet())
+                .spawn()
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let up_port = up.port().to_string();
+        let _c = KillOnDrop(
+            std::process::Command::new(&bin)
+                .args([
+                    "local",
+                    &up_port,
+                    "--local-host",
+                    "127.0.0.1",
+                    "--to",
+                    "127.0.0.1",
+                    "--port",
+                    &port,
+                ])
+                .stdout(quiet())
+                .stderr(quiet())
+                .spawn()
+                .unwrap(),
+        );
+        let port: u16 = port.parse().unwrap();
+        measure_peer("bore", SocketAddr::from(([127, 0, 0, 1], port))).await;
+    } else {
+        println!("bore: not on PATH (run benches/peers.sh); skipped");
+    }
 }
