@@ -597,11 +597,14 @@ fn tunnel_active(shared: &Shared, tunnel: &str) -> bool {
     a
 }
 
-fn pick_link(shared: &Shared, tunnel: &str) -> Option<Arc<LinkSlot>> {
+fn pick_link(shared: &Shared, tunnel: &str, exclude: &[u64]) -> Option<Arc<LinkSlot>> {
     let mut links = shared.links.lock().ok()?;
     let v = links.get_mut(tunnel)?;
     v.retain(|s| !s.sender.is_closed());
-    v.iter().min_by_key(|s| s.inflight.load(Relaxed)).cloned()
+    v.iter()
+        .filter(|s| !exclude.contains(&s.id))
+        .min_by_key(|s| s.inflight.load(Relaxed))
+        .cloned()
 }
 
 fn request_id(shared: &Shared) -> String {
@@ -752,33 +755,44 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
         .bytes_up
         .fetch_add(body.len() as u64, Relaxed);
 
-    let Some(slot) = pick_link(shared, &tunnel) else {
-        let mut r = match &rpc_id {
-            Some(id) => rpc_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                id,
-                "airlock: no live link to this tunnel; retry shortly",
-            ),
-            None => status(StatusCode::SERVICE_UNAVAILABLE),
-        };
-        r.headers_mut()
-            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
-    };
-    slot.inflight.fetch_add(1, Relaxed);
-    let guard = Inflight(slot.clone());
-    let mut sender = slot.sender.clone();
-    // The request is sent once; a failure after this point is never retried
-    // on another link, because the upstream may already have acted on it.
-    let resp = match sender.send_request(out).await {
-        Ok(r) => r,
-        Err(e) => {
-            shared.metrics.link_failures_midstream.fetch_add(1, Relaxed);
-            tracing::warn!(target: "airlock::tunnel", %tunnel, route = %route_name, request = %rid, link = slot.id, %e, "link failed before the response");
-            return match &rpc_id {
-                Some(id) => rpc_error(StatusCode::BAD_GATEWAY, id, "airlock: the tunnel link failed before the response; the request's outcome is unknown"),
-                None => text(StatusCode::BAD_GATEWAY, "tunnel link failed before the response\n"),
+    // A request the link never accepted comes back from hyper and may go
+    // to another link; once written it is never retried, because the
+    // upstream may already have acted on it.
+    let mut tried: Vec<u64> = Vec::new();
+    let mut out = out;
+    let (guard, resp) = loop {
+        let Some(slot) = pick_link(shared, &tunnel, &tried) else {
+            let mut r = match &rpc_id {
+                Some(id) => rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    id,
+                    "airlock: no live link to this tunnel; retry shortly",
+                ),
+                None => status(StatusCode::SERVICE_UNAVAILABLE),
             };
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        };
+        slot.inflight.fetch_add(1, Relaxed);
+        let guard = Inflight(slot.clone());
+        let mut sender = slot.sender.clone();
+        match sender.try_send_request(out).await {
+            Ok(r) => break (guard, r),
+            Err(mut e) => {
+                if let Some(req) = e.take_message() {
+                    tried.push(slot.id);
+                    out = req;
+                    continue;
+                }
+                shared.metrics.link_failures_midstream.fetch_add(1, Relaxed);
+                let e = e.error();
+                tracing::warn!(target: "airlock::tunnel", %tunnel, route = %route_name, request = %rid, link = slot.id, %e, "link failed before the response");
+                return match &rpc_id {
+                    Some(id) => rpc_error(StatusCode::BAD_GATEWAY, id, "airlock: the tunnel link failed before the response; the request's outcome is unknown"),
+                    None => text(StatusCode::BAD_GATEWAY, "tunnel link failed before the response\n"),
+                };
+            }
         }
     };
     tracing::debug!(target: "airlock::tunnel", agent = %grant.agent, %tunnel, route = %route_name, request = %rid, status = resp.status().as_u16(), "routed");

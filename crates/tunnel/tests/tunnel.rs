@@ -1253,3 +1253,32 @@ async fn official_sdks_through_the_tunnel_both_generations() {
     }
     let _ = server.kill().await;
 }
+
+#[tokio::test]
+async fn new_requests_use_the_remaining_links_when_a_connector_dies() {
+    let env = Env::new().await;
+    let mut a = env.copts();
+    a.name = "a".into();
+    a.links = 1;
+    let mut b = a.clone();
+    b.name = "b".into();
+    let mut ca = Connector::start(a).unwrap();
+    let mut cb = Connector::start(b).unwrap();
+    ca.wait_links(1).await;
+    cb.wait_links(1).await;
+    wait_until(|| env.gw().links_up().get("corp").copied() == Some(2)).await;
+    ca.kill().await;
+    // No pause: every request right after the cut must still succeed.
+    for _ in 0..20 {
+        let r = call(
+            env.agent(),
+            "POST",
+            "/t/corp/tools/echo",
+            &[("authorization", &auth(&env.key))],
+            "x",
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    drop(cb);
+}
