@@ -92,6 +92,20 @@ pub struct ConnectorOptions {
     pub proxy: Option<String>,
     /// How long a graceful shutdown waits for in-flight streams.
     pub drain: Duration,
+    /// When set, the token and certificates are re-read from these files
+    /// before every connection attempt, so a rotated token or certificate
+    /// is picked up without restarting the connector.
+    pub reload: Option<CredentialFiles>,
+}
+
+/// Files the connector re-reads on every reconnect.
+#[derive(Debug, Clone)]
+pub struct CredentialFiles {
+    /// Token file (whitespace trimmed); `None` keeps the configured token.
+    pub token: Option<std::path::PathBuf>,
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// Loopback and RFC 1918 (plus IPv6 loopback and ULA).
@@ -135,6 +149,7 @@ impl ConnectorOptions {
             backoff: Backoff::default(),
             proxy: None,
             drain: Duration::from_secs(30),
+            reload: None,
         }
     }
 }
@@ -147,9 +162,47 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "connector".into())
 }
 
+impl Shared {
+    /// The credentials for the next attempt: re-read from files when
+    /// configured; on a read or parse error, the last good ones (logged).
+    fn credentials(&self) -> (TlsConnector, String) {
+        if let Some(f) = &self.opts.reload {
+            let fresh = (|| -> Result<(TlsConnector, Option<String>), Error> {
+                let rd = |p: &std::path::Path| {
+                    std::fs::read(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+                };
+                let cfg = crate::tls::link_client_config(&rd(&f.ca)?, &rd(&f.cert)?, &rd(&f.key)?)?;
+                let token = match &f.token {
+                    Some(p) => Some(String::from_utf8_lossy(&rd(p)?).trim().to_string()),
+                    None => None,
+                };
+                Ok((TlsConnector::from(cfg), token))
+            })();
+            match fresh {
+                Ok((c, t)) => {
+                    if let Ok(mut g) = self.creds.lock() {
+                        g.0 = c;
+                        if let Some(t) = t.filter(|t| !t.is_empty()) {
+                            g.1 = t;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: "airlock::tunnel", %e, "cannot re-read credentials; using the previous ones")
+                }
+            }
+        }
+        match self.creds.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
 struct Shared {
     opts: ConnectorOptions,
-    tls: TlsConnector,
+    /// Current TLS client and token (replaced when `reload` files change).
+    creds: Mutex<(TlsConnector, String)>,
     pool: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Body>>>>,
     connected: watch::Sender<usize>,
     stdio: HashMap<String, Arc<crate::stdio::StdioRoute>>,
@@ -188,7 +241,7 @@ impl Connector {
         let cfg = crate::tls::link_client_config(&opts.ca_pem, &opts.cert_pem, &opts.key_pem)?;
         let (connected, connected_rx) = watch::channel(0usize);
         let shared = Arc::new(Shared {
-            tls: TlsConnector::from(cfg),
+            creds: Mutex::new((TlsConnector::from(cfg), opts.token.clone())),
             opts,
             pool: Mutex::new(HashMap::new()),
             connected,
@@ -375,14 +428,15 @@ async fn link_once(
     let host = o.server_name.clone().unwrap_or_else(|| host_of(&o.gateway));
     let name = rustls_pki_types::ServerName::try_from(host.clone())
         .map_err(|_| Error::Config(format!("`{host}` is not a valid TLS server name")))?;
-    let mut tls = tokio::time::timeout(Duration::from_secs(10), shared.tls.connect(name, tcp))
+    let (connector, token) = shared.credentials();
+    let mut tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
         .await
         .map_err(|_| Error::Protocol("TLS handshake timed out".into()))?
         .map_err(classify)?;
     let hello = Hello {
         v: link::VERSION,
         tunnel: o.tunnel.clone(),
-        token: o.token.clone(),
+        token,
         connector: o.name.clone(),
         link: index,
         routes: o.routes.keys().cloned().collect(),

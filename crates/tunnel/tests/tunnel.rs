@@ -1282,3 +1282,55 @@ async fn new_requests_use_the_remaining_links_when_a_connector_dies() {
     }
     drop(cb);
 }
+
+#[tokio::test]
+async fn connector_rereads_a_rotated_token_file_on_reconnect() {
+    let mut env = Env::new().await;
+    let d = env._dir.path().to_path_buf();
+    let files = [
+        ("token", env.token.clone()),
+        ("ca.pem", env.pki.gw_ca.clone()),
+        ("c.pem", env.pki.client.cert.clone()),
+        ("c.key", env.pki.client.key.clone()),
+    ];
+    for (f, body) in &files {
+        std::fs::write(d.join(f), body).unwrap();
+    }
+    let mut o = env.copts();
+    o.links = 1;
+    o.reload = Some(airlock_tunnel::connector::CredentialFiles {
+        token: Some(d.join("token")),
+        ca: d.join("ca.pem"),
+        cert: d.join("c.pem"),
+        key: d.join("c.key"),
+    });
+    let mut c = Connector::start(o).unwrap();
+    c.wait_links(1).await;
+    // Rotate with no grace, deploy the new token to the file, then force a
+    // reconnect by restarting the gateway: the connector must come back.
+    let new = State::open(&env.state_path)
+        .unwrap()
+        .rotate_token("corp", Duration::ZERO)
+        .unwrap();
+    std::fs::write(d.join("token"), format!("{new}\n")).unwrap();
+    let gw = env.gw.take().unwrap();
+    let (t, a) = (gw.tunnel_addr, gw.agent_addr);
+    gw.shutdown().await;
+    wait_until(|| c.links_up() == 0).await;
+    let mut g = env.gopts.clone();
+    g.tunnel_listen = t.to_string();
+    g.agent_listen = a.to_string();
+    env.gw = Some(Gateway::start(g).await.unwrap());
+    tokio::time::timeout(Duration::from_secs(3), c.wait_links(1))
+        .await
+        .expect("reconnected with the new token");
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/tools/echo",
+        &[("authorization", &auth(&env.key))],
+        "x",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}

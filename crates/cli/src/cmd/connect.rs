@@ -16,9 +16,18 @@ pub struct Args {
     /// Tunnel name.
     #[arg(long)]
     tunnel: String,
-    /// Tunnel token (prefer the environment variable).
-    #[arg(long, env = "AIRLOCK_TUNNEL_TOKEN", hide_env_values = true)]
-    token: String,
+    /// Tunnel token (prefer the environment variable or --token-file).
+    #[arg(
+        long,
+        env = "AIRLOCK_TUNNEL_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "token_file"
+    )]
+    token: Option<String>,
+    /// File holding the tunnel token; re-read on every reconnect, so a
+    /// rotated token is picked up without a restart (certificates too).
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// CA that signed the gateway's certificate (pinned).
     #[arg(long)]
     ca: PathBuf,
@@ -56,14 +65,26 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let read =
         |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => String::from_utf8_lossy(&read(f)?).trim().to_string(),
+        (None, None) => anyhow::bail!("give --token-file FILE or AIRLOCK_TUNNEL_TOKEN"),
+    };
+    let reload = airlock_tunnel::connector::CredentialFiles {
+        token: a.token_file.clone(),
+        ca: a.ca.clone(),
+        cert: a.cert.clone(),
+        key: a.key.clone(),
+    };
     let mut o = ConnectorOptions::new(
         a.gateway,
         a.tunnel,
-        a.token,
+        token,
         read(&a.ca)?,
         read(&a.cert)?,
         read(&a.key)?,
     );
+    o.reload = Some(reload);
     o.links = a.links;
     o.server_name = a.server_name;
     o.ping_interval = a.ping_interval;
@@ -151,6 +172,12 @@ pub(crate) fn options_from_config(
         read(&c.client_cert)?,
         read(&c.client_key)?,
     );
+    o.reload = Some(airlock_tunnel::connector::CredentialFiles {
+        token: None,
+        ca: c.ca.clone(),
+        cert: c.client_cert.clone(),
+        key: c.client_key.clone(),
+    });
     o.server_name = c.server_name.clone();
     if let Some(n) = &c.name {
         o.name = n.clone();
