@@ -100,6 +100,9 @@ async fn serve_up(st: Arc<Upstream>, req: Request<Incoming>) -> Response<UpBody>
             if path == "/mcp/slow" {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            if path == "/mcp/stall" {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
             Response::builder()
                 .header("content-type", "application/json")
                 .header("x-upstream", "yes")
@@ -1333,4 +1336,44 @@ async fn connector_rereads_a_rotated_token_file_on_reconnect() {
     )
     .await;
     assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn link_cut_before_the_response_is_a_prompt_502_with_the_jsonrpc_id() {
+    let env = Env::new().await;
+    let c = env.connect(1).await;
+    let agent = env.agent();
+    let key = auth(&env.key);
+    let pending = tokio::spawn(async move {
+        call(
+            agent,
+            "POST",
+            "/t/corp/tools/stall",
+            &[
+                ("authorization", &key),
+                ("content-type", "application/json"),
+            ],
+            r#"{"jsonrpc":"2.0","id":"req-7","method":"tools/call"}"#,
+        )
+        .await
+    });
+    wait_until(|| env.ups.hits.load(Ordering::SeqCst) == 1).await;
+    let t = Instant::now();
+    c.kill().await;
+    let r = tokio::time::timeout(Duration::from_secs(3), pending)
+        .await
+        .expect("prompt")
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(r.status, 502);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["id"], "req-7");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("outcome is unknown"));
+    // Not retried anywhere: the upstream saw it exactly once.
+    let _c2 = env.connect(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(env.ups.hits.load(Ordering::SeqCst), 1);
 }
