@@ -359,6 +359,24 @@ async fn routes_forward_path_headers_and_signed_identity() {
         Err(airlock_identity::Error::Replayed)
     );
 
+    // With the key in Airlock-Key, the agent's own Authorization is for the
+    // upstream and passes through; the Airlock-Key never does.
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/tools/echo",
+        &[
+            ("airlock-key", &env.key),
+            ("authorization", "Basic dXBzdHJlYW0="),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let (_, h) = env.ups.last.lock().unwrap().clone().unwrap();
+    assert_eq!(h["authorization"], "Basic dXBzdHJlYW0=");
+    assert!(h.get("airlock-key").is_none());
+
     // Route root: /t/corp/tools maps to the URL's path exactly.
     let r = call(
         env.agent(),
