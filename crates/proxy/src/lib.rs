@@ -1,1 +1,260 @@
-//! airlock-proxy (being built; see the crate's issue).
+//! airlock-proxy: the jail's only way out.
+//!
+//! HTTP forward proxy, CONNECT and SOCKS5 on one listener (Unix socket for
+//! jails, TCP for `airlock proxy --listen`). Every destination is
+//! canonicalised ([`canon`]), matched against the host rules ([`rules`]),
+//! resolved once ([`resolve`]), every address vetted ([`classify`]) and the
+//! vetted address dialled. One [`record::ConnectionRecord`] per connection.
+
+pub mod canon;
+pub mod classify;
+pub mod http1;
+pub mod record;
+pub mod resolve;
+pub mod rules;
+mod server;
+mod socks5;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_config::{Credential, Network};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+
+pub use record::{ConnectionRecord, Decision, Protocol, RecordSink, TracingSink};
+pub use resolve::{Resolver, StaticResolver, SystemResolver};
+
+/// The per-run credential every client must present (Basic for HTTP and
+/// CONNECT, username/password for SOCKS5).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyCredential {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ProxyCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyCredential")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ProxyCredential {
+    /// A fresh random credential (user `airlock`, 32 hex chars of password).
+    pub fn generate() -> std::io::Result<ProxyCredential> {
+        let mut b = [0u8; 16];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+        Ok(ProxyCredential {
+            user: "airlock".into(),
+            password: b.iter().map(|x| format!("{x:02x}")).collect(),
+        })
+    }
+
+    /// `http://user:pass@host:port` for HTTP_PROXY-style variables.
+    pub fn proxy_url(&self, host_port: &str) -> String {
+        format!("http://{}:{}@{host_port}", self.user, self.password)
+    }
+}
+
+/// Per-run limits. `None` is unlimited.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub bytes_up: Option<u64>,
+    pub bytes_down: Option<u64>,
+    pub requests_per_second: Option<u32>,
+}
+
+/// Everything one proxy instance needs.
+#[derive(Clone)]
+pub struct ProxyOptions {
+    pub network: Network,
+    pub credentials: Vec<Credential>,
+    pub client_credential: ProxyCredential,
+    /// Session/run name written into every record.
+    pub session: String,
+    pub resolver: Arc<dyn Resolver>,
+    pub limits: Limits,
+    /// Refuse requests carrying a resolved credential value (or any of
+    /// `extra_secrets`) in URL, headers or body. Plain HTTP only; TLS
+    /// tunnels are opaque.
+    pub leak_check: bool,
+    pub extra_secrets: Vec<String>,
+    /// Largest body buffered for the leak check.
+    pub leak_check_max_body: usize,
+    pub connect_timeout: Duration,
+    pub sink: Option<Arc<dyn RecordSink>>,
+}
+
+impl ProxyOptions {
+    pub fn new(
+        network: Network,
+        credentials: Vec<Credential>,
+        client_credential: ProxyCredential,
+    ) -> Self {
+        ProxyOptions {
+            network,
+            credentials,
+            client_credential,
+            session: String::new(),
+            resolver: Arc::new(SystemResolver),
+            limits: Limits::default(),
+            leak_check: true,
+            extra_secrets: Vec::new(),
+            leak_check_max_body: 8 << 20,
+            connect_timeout: Duration::from_secs(10),
+            sink: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen on {what}: {source}")]
+    Listen {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running proxy. Dropping it does not stop it; call [`ProxyHandle::shutdown`].
+pub struct ProxyHandle {
+    socket_path: Option<PathBuf>,
+    tcp_addr: Option<std::net::SocketAddr>,
+    credential: ProxyCredential,
+    shared: Arc<server::Shared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProxyHandle {
+    pub fn socket_path(&self) -> Option<&Path> {
+        self.socket_path.as_deref()
+    }
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp_addr
+    }
+    pub fn credential(&self) -> &ProxyCredential {
+        &self.credential
+    }
+    /// PEM of the CA the jail must trust for intercepted TLS. TLS
+    /// interception is not built yet, so there is none.
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        None
+    }
+    /// Every record so far.
+    pub fn records(&self) -> Vec<ConnectionRecord> {
+        self.shared
+            .records
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+    /// Denied (and report-mode would-be-denied) records, for the run report.
+    pub fn denials(&self) -> Vec<ConnectionRecord> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.decision != Decision::Allow)
+            .collect()
+    }
+    /// Bytes relayed so far (up, down) against the run's budgets.
+    pub fn bytes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.shared.up.load(Ordering::Relaxed),
+            self.shared.down.load(Ordering::Relaxed),
+        )
+    }
+    /// Stop accepting and wait for the accept loop to end. Connections in
+    /// flight are dropped with the runtime.
+    pub async fn shutdown(self) -> Vec<ConnectionRecord> {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
+        self.shared
+            .records
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Start on a Unix socket (mode 0600: only this user's relay connects).
+/// Must be called inside a tokio runtime.
+pub async fn start_unix(path: &Path, opts: ProxyOptions) -> Result<ProxyHandle, ProxyError> {
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).map_err(|source| ProxyError::Listen {
+        what: path.display().to_string(),
+        source,
+    })?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    let credential = opts.client_credential.clone();
+    let shared = Arc::new(server::Shared::new(opts, classify::local_addresses()));
+    let (stop, mut rx) = watch::channel(false);
+    let sh = shared.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = rx.changed() => return,
+                a = l.accept() => match a {
+                    Ok((s, _)) => { tokio::spawn(server::handle(s, sh.clone())); }
+                    Err(e) => { tracing::warn!("accept: {e}"); tokio::time::sleep(Duration::from_millis(50)).await; }
+                },
+            }
+        }
+    });
+    Ok(ProxyHandle {
+        socket_path: Some(path.to_path_buf()),
+        tcp_addr: None,
+        credential,
+        shared,
+        stop,
+        task,
+    })
+}
+
+/// Start on a TCP address (for `airlock proxy --listen` and tests).
+pub async fn start_tcp(
+    addr: std::net::SocketAddr,
+    opts: ProxyOptions,
+) -> Result<ProxyHandle, ProxyError> {
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProxyError::Listen {
+            what: addr.to_string(),
+            source,
+        })?;
+    let local = l.local_addr().ok();
+    let credential = opts.client_credential.clone();
+    let shared = Arc::new(server::Shared::new(opts, classify::local_addresses()));
+    let (stop, mut rx) = watch::channel(false);
+    let sh = shared.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = rx.changed() => return,
+                a = l.accept() => match a {
+                    Ok((s, _)) => { let _ = s.set_nodelay(true); tokio::spawn(server::handle(s, sh.clone())); }
+                    Err(e) => { tracing::warn!("accept: {e}"); tokio::time::sleep(Duration::from_millis(50)).await; }
+                },
+            }
+        }
+    });
+    Ok(ProxyHandle {
+        socket_path: None,
+        tcp_addr: local,
+        credential,
+        shared,
+        stop,
+        task,
+    })
+}
