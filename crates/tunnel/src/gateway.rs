@@ -494,6 +494,10 @@ async fn serve_agent_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // Long-lived SSE streams count against this; hyper's default is 200.
     b.http2().max_concurrent_streams(1024);
+    // Slow clients cannot hold a connection open forever sending headers.
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     let _ = b.serve_connection(TokioIo::new(io), svc).await;
 }
 
@@ -678,7 +682,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
     let (parts, body) = req.into_parts();
     // MCP requests are small: buffer them so a failed link can be answered
     // with the JSON-RPC id, and so nothing is half-sent when a link dies.
-    let body = match Limited::new(body, shared.opts.max_body).collect().await {
+    let collect = Limited::new(body, shared.opts.max_body).collect();
+    let Ok(collected) = tokio::time::timeout(Duration::from_secs(30), collect).await else {
+        return status(StatusCode::REQUEST_TIMEOUT);
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()

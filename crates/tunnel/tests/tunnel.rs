@@ -1395,3 +1395,20 @@ async fn link_cut_before_the_response_is_a_prompt_502_with_the_jsonrpc_id() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(env.ups.hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn oversized_agent_bodies_are_refused_before_the_link() {
+    let env = Env::new().await;
+    let _c = env.connect(1).await;
+    let big = "x".repeat((4 << 20) + 1);
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/tools/echo",
+        &[("authorization", &auth(&env.key))],
+        &big,
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert_eq!(env.ups.hits.load(Ordering::SeqCst), 0);
+}
