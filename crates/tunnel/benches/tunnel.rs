@@ -163,6 +163,9 @@ fn us(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(d) = std::env::var("AIRLOCK_BENCH_CHILD") {
+        return child(std::path::PathBuf::from(d)).await;
+    }
     let dir = std::env::temp_dir().join(format!("airlock-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.db");
@@ -260,6 +263,8 @@ async fn main() {
     let per_stream = (rss_kib().saturating_sub(before)) as f64 / streams as f64;
     println!("memory per idle stream (gateway + connector + agent/upstream sides, in one process): {per_stream:.1} KiB");
     drop(bodies);
+    let iso = isolated_stream_cost(&dir, up, &gw_ca, &server, &tun_ca, &client_cert).await;
+    println!("memory per idle stream, gateway + connector only (separate process): {iso:.1} KiB");
 
     let before = rss_kib();
     let extra = 100;
@@ -423,4 +428,125 @@ async fn peers(up: SocketAddr, dir: &std::path::Path) {
     } else {
         println!("bore: not on PATH (run benches/peers.sh); skipped");
     }
+}
+
+/// Runs a gateway and a connector (2 links) in this process for the parent
+/// to measure; prints `READY <agent address>`.
+async fn child(dir: std::path::PathBuf) {
+    let rd = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let up = String::from_utf8(rd("upstream")).unwrap();
+    let token = String::from_utf8(rd("token")).unwrap();
+    let mut go = GatewayOptions::new(dir.join("child-state.db"), rd("gw.pem"), rd("gw.key"));
+    go.agent_tls = false;
+    let gw = Gateway::start(go).await.unwrap();
+    let mut o = ConnectorOptions::new(
+        format!("localhost:{}", gw.tunnel_addr.port()),
+        "bench".into(),
+        token,
+        rd("gwca.pem"),
+        rd("c.pem"),
+        rd("c.key"),
+    );
+    o.routes = BTreeMap::from([(
+        "r".to_string(),
+        RouteTarget::Http(format!("http://{up}/mcp")),
+    )]);
+    let mut c = Connector::start(o).unwrap();
+    c.wait_links(2).await;
+    println!("READY {}", gw.agent_addr);
+    std::future::pending::<()>().await;
+}
+
+fn child_rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 1,000 idle SSE streams through a gateway + connector running in a child
+/// process: the child's RSS growth per stream (agent client and upstream
+/// are in this process and not counted).
+async fn isolated_stream_cost(
+    dir: &std::path::Path,
+    up: SocketAddr,
+    gw_ca: &Ca,
+    server: &airlock_tunnel::certs::Pem,
+    tun_ca: &Ca,
+    client_cert: &airlock_tunnel::certs::Pem,
+) -> f64 {
+    use std::io::BufRead;
+    let cdir = dir.join("child");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let mut st = State::open(&cdir.join("child-state.db")).unwrap();
+    let token = st
+        .create_tunnel("bench", &[tun_ca.pem().cert.into_bytes()])
+        .unwrap();
+    let (_, key) = st.create_key("bench", "bench", &[]).unwrap();
+    drop(st);
+    for (f, b) in [
+        ("upstream", up.to_string()),
+        ("token", token),
+        ("gw.pem", server.cert.clone()),
+        ("gw.key", server.key.clone()),
+        ("gwca.pem", gw_ca.pem().cert),
+        ("c.pem", client_cert.cert.clone()),
+        ("c.key", client_cert.key.clone()),
+    ] {
+        std::fs::write(cdir.join(f), b).unwrap();
+    }
+    let mut child = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .env("AIRLOCK_BENCH_CHILD", &cdir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let agent: SocketAddr = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
+    let mut warm = client(agent).await;
+    for _ in 0..50 {
+        warm.get("/t/bench/r/small", Some(&key)).await;
+    }
+    let tcp = TcpStream::connect(agent).await.unwrap();
+    let (s, c2) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(c2);
+    // Warm the per-connection state with a few streams before the baseline.
+    let open = |n: usize| {
+        let s = s.clone();
+        let key = key.clone();
+        async move {
+            let mut held = Vec::new();
+            for _ in 0..n {
+                let mut s = s.clone();
+                let req = Request::get("http://bench/t/bench/r/hang")
+                    .header("authorization", format!("Bearer {key}"))
+                    .body(Empty::new())
+                    .unwrap();
+                held.push(tokio::spawn(async move {
+                    s.send_request(req).await.map(|r| r.into_body())
+                }));
+            }
+            let mut bodies = Vec::new();
+            for h in held {
+                bodies.push(h.await.unwrap().unwrap());
+            }
+            bodies
+        }
+    };
+    let _w = open(10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = child_rss_kib(pid);
+    let streams = 1000;
+    let _b = open(streams).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (child_rss_kib(pid).saturating_sub(before)) as f64 / streams as f64
 }
