@@ -1,0 +1,943 @@
+//! Attack suite: every case runs against real loopback servers and a test
+//! resolver, and must end with the expected refusal (or, for the controls,
+//! the expected success).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_config::{Credential, HostPattern, Network, NetworkMode, Secret};
+use airlock_proxy::{
+    start_tcp, Decision, Limits, ProxyCredential, ProxyHandle, ProxyOptions, StaticResolver,
+};
+use base64::Engine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const SECRET: &str = "tok-3f9a1c2e7b5d4a60";
+
+/// A loopback upstream that records every byte it receives per connection.
+struct Upstream {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Upstream {
+    async fn start(ip: &str) -> Upstream {
+        let l = TcpListener::bind((ip, 0)).await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let seen = s2.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => {
+                                seen.lock()
+                                    .unwrap()
+                                    .push(String::from_utf8_lossy(&buf).into());
+                                return;
+                            }
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    if head.contains("upgrade: websocket") {
+                        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").await;
+                        seen.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf).into());
+                        let rest = buf[head_end..].to_vec();
+                        let _ = s.write_all(&rest).await;
+                        let (mut r, mut w) = s.split();
+                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                        return;
+                    }
+                    let cl: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let chunked = head.contains("transfer-encoding: chunked");
+                    loop {
+                        let body = &buf[head_end..];
+                        let done = if chunked {
+                            body.windows(5).any(|w| w == b"0\r\n\r\n")
+                        } else {
+                            body.len() >= cl
+                        };
+                        if done {
+                            break;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    // Keep reading briefly: anything smuggled after the body shows up here.
+                    while let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_millis(100), s.read(&mut chunk)).await
+                    {
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf).into());
+                });
+            }
+        });
+        Upstream { port, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn pats(v: &[String]) -> Vec<HostPattern> {
+    v.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+struct Env {
+    proxy: ProxyHandle,
+    up: Upstream,
+    resolver: Arc<StaticResolver>,
+}
+
+fn resolver() -> StaticResolver {
+    let r = StaticResolver::new()
+        .with("good.test", &[ip("127.0.0.1")])
+        .with("xn--bcher-kva.test", &[ip("127.0.0.1")])
+        .with("cred.test", &[ip("127.0.0.1")])
+        .with("tls-cred.test", &[ip("127.0.0.1")])
+        .with("other.test", &[ip("127.0.0.1")])
+        .with("mixed.test", &[ip("93.184.215.14"), ip("127.0.0.2")])
+        .with_sequence(
+            "rebind.test",
+            vec![
+                vec![ip("127.0.0.1")],
+                vec![ip("10.0.0.1")],
+                vec![ip("169.254.169.254")],
+            ],
+        );
+    let classes = [
+        ("loopback", "127.0.0.2"),
+        ("ten", "10.0.0.1"),
+        ("oneseventwo", "172.16.0.1"),
+        ("oneninetwo", "192.168.0.1"),
+        ("metadata", "169.254.169.254"),
+        ("linklocal", "169.254.1.1"),
+        ("awsv6", "fd00:ec2::254"),
+        ("cgnat", "100.64.0.1"),
+        ("multicast", "224.0.0.1"),
+        ("unspecified", "0.0.0.0"),
+        ("broadcast", "255.255.255.255"),
+        ("v6loop", "::1"),
+        ("v6link", "fe80::1"),
+        ("mapped", "::ffff:127.0.0.1"),
+        ("nat64", "64:ff9b::7f00:1"),
+        ("sixtofour", "2002:7f00:1::1"),
+        ("teredo", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+        ("compat", "::127.0.0.1"),
+        ("ula", "fc00::1"),
+        ("doc", "192.0.2.1"),
+    ];
+    classes
+        .iter()
+        .fold(r, |r, (n, a)| r.with(&format!("{n}.test"), &[ip(a)]))
+}
+
+async fn env_with(mode: NetworkMode, tweak: impl FnOnce(&mut ProxyOptions, u16)) -> Env {
+    let up = Upstream::start("127.0.0.1").await;
+    let p = up.port;
+    let mut allow: Vec<String> = [
+        "good.test",
+        "rebind.test",
+        "mixed.test",
+        "xn--bcher-kva.test",
+        "cred.test",
+        "tls-cred.test",
+        "127.0.0.1",
+        "169.254.169.254",
+    ]
+    .iter()
+    .map(|h| format!("{h}:{p}"))
+    .collect();
+    for c in [
+        "loopback",
+        "ten",
+        "oneseventwo",
+        "oneninetwo",
+        "metadata",
+        "linklocal",
+        "awsv6",
+        "cgnat",
+        "multicast",
+        "unspecified",
+        "broadcast",
+        "v6loop",
+        "v6link",
+        "mapped",
+        "nat64",
+        "sixtofour",
+        "teredo",
+        "compat",
+        "ula",
+        "doc",
+    ] {
+        allow.push(format!("{c}.test:{p}"));
+    }
+    allow.push("portless.test".into());
+    allow.push(format!("[::1]:{p}"));
+    allow.push("10.0.0.1".into());
+    let network = Network {
+        allow: pats(&allow),
+        deny: pats(&[format!("other.test:{p}")]),
+        allow_private: vec!["127.0.0.1/32".parse().unwrap()],
+        mode,
+    };
+    let creds = vec![
+        Credential {
+            name: "cred".into(),
+            host: format!("cred.test:{p}").parse().unwrap(),
+            header: "Authorization".into(),
+            value: Secret::parse(&format!("Bearer {SECRET}")).unwrap(),
+        },
+        Credential {
+            name: "tls".into(),
+            host: format!("tls-cred.test:{p}").parse().unwrap(),
+            header: "Authorization".into(),
+            value: Secret::parse("Bearer abcdefghijkl").unwrap(),
+        },
+    ];
+    let resolver = Arc::new(resolver());
+    let mut opts = ProxyOptions::new(
+        network,
+        creds,
+        ProxyCredential {
+            user: "airlock".into(),
+            password: "run-pass-1".into(),
+        },
+    );
+    opts.resolver = resolver.clone();
+    opts.session = "test".into();
+    opts.connect_timeout = Duration::from_secs(2);
+    tweak(&mut opts, p);
+    let proxy = start_tcp("127.0.0.1:0".parse().unwrap(), opts)
+        .await
+        .unwrap();
+    Env {
+        proxy,
+        up,
+        resolver,
+    }
+}
+
+async fn env() -> Env {
+    env_with(NetworkMode::Enforce, |_, _| {}).await
+}
+
+fn auth() -> String {
+    format!(
+        "Proxy-Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode("airlock:run-pass-1")
+    )
+}
+
+impl Env {
+    fn addr(&self) -> SocketAddr {
+        self.proxy.tcp_addr().unwrap()
+    }
+
+    /// Send raw bytes, read the whole answer.
+    async fn raw(&self, req: &[u8]) -> String {
+        let mut s = TcpStream::connect(self.addr()).await.unwrap();
+        s.write_all(req).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into()
+    }
+
+    /// CONNECT to `target`, then (if 200) one GET through the tunnel. Returns the proxy's status.
+    async fn connect(&self, target: &str) -> u16 {
+        let mut s = TcpStream::connect(self.addr()).await.unwrap();
+        s.write_all(format!("CONNECT {target} HTTP/1.1\r\n{}\r\n", auth()).as_bytes())
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await {
+                Ok(Ok(1)) => head.push(b[0]),
+                _ => break,
+            }
+        }
+        let st = status(&String::from_utf8_lossy(&head));
+        if st == 200 {
+            s.write_all(b"GET /via-tunnel HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+            assert!(
+                String::from_utf8_lossy(&out).ends_with("ok"),
+                "tunnel did not reach upstream"
+            );
+        }
+        st
+    }
+
+    async fn get(&self, host: &str, extra: &str) -> String {
+        self.raw(
+            format!(
+                "GET http://{host}/p HTTP/1.1\r\nHost: {host}\r\n{}{extra}\r\n",
+                auth()
+            )
+            .as_bytes(),
+        )
+        .await
+    }
+}
+
+fn status(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn every_address_class_is_refused() {
+    let e = env().await;
+    let p = e.up.port;
+    for c in [
+        "loopback",
+        "ten",
+        "oneseventwo",
+        "oneninetwo",
+        "metadata",
+        "linklocal",
+        "awsv6",
+        "cgnat",
+        "multicast",
+        "unspecified",
+        "broadcast",
+        "v6loop",
+        "v6link",
+        "mapped",
+        "nat64",
+        "sixtofour",
+        "teredo",
+        "compat",
+        "ula",
+        "doc",
+    ] {
+        assert_eq!(e.connect(&format!("{c}.test:{p}")).await, 403, "{c}");
+        assert_eq!(
+            status(&e.get(&format!("{c}.test:{p}"), "").await),
+            403,
+            "{c} (forward)"
+        );
+    }
+    // A name answering one public and one internal address is refused whole.
+    assert_eq!(e.connect(&format!("mixed.test:{p}")).await, 403);
+    assert!(
+        e.up.seen().is_empty(),
+        "no refused request may reach a server"
+    );
+    let d = e.proxy.denials();
+    assert!(d.iter().any(
+        |r| r.host == "metadata.test" && r.reason.as_deref().unwrap_or("").contains("metadata")
+    ));
+}
+
+#[tokio::test]
+async fn ip_spellings_canonicalised() {
+    let e = env().await;
+    let p = e.up.port;
+    // Spellings of 127.0.0.1 reach the allowed, named IP.
+    for s in [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.1",
+        "0x7f000001",
+        "127.0.1",
+    ] {
+        assert_eq!(e.connect(&format!("{s}:{p}")).await, 200, "{s}");
+    }
+    // Spellings of 169.254.169.254 are still the metadata address.
+    for s in [
+        "169.254.169.254",
+        "2852039166",
+        "0251.0376.0251.0376",
+        "0xa9fea9fe",
+        "169.254.43518",
+        "0xa9.0xfe.0xa9fe",
+        "[::ffff:169.254.169.254]",
+    ] {
+        assert_eq!(e.connect(&format!("{s}:{p}")).await, 403, "{s}");
+    }
+    // Numeric-looking garbage is refused, never resolved.
+    for s in ["256.1.1.1", "1.2.3.4.5", "4294967296", "0x7g.0.0.1"] {
+        assert_eq!(e.connect(&format!("{s}:{p}")).await, 400, "{s}");
+    }
+    // An IP literal needs a rule naming it: 127.0.0.1 is allowed, 127.0.0.2 is not named.
+    assert_eq!(e.connect(&format!("127.0.0.2:{p}")).await, 403);
+    assert_eq!(
+        e.connect(&format!("[::1]:{p}")).await,
+        403,
+        "named but loopback"
+    );
+}
+
+#[tokio::test]
+async fn dns_rebinding_dials_the_checked_address() {
+    let e = env().await;
+    let p = e.up.port;
+    assert_eq!(e.connect(&format!("rebind.test:{p}")).await, 200);
+    assert_eq!(
+        e.resolver.lookups("rebind.test"),
+        1,
+        "exactly one lookup per connection"
+    );
+    // The next connection gets the internal answer and is refused.
+    assert_eq!(e.connect(&format!("rebind.test:{p}")).await, 403);
+}
+
+#[tokio::test]
+async fn names_trailing_dots_case_idna_homographs() {
+    let e = env().await;
+    let p = e.up.port;
+    assert_eq!(
+        e.connect(&format!("good.test.:{p}")).await,
+        200,
+        "one trailing dot"
+    );
+    assert_eq!(
+        e.connect(&format!("GoOd.TeSt:{p}")).await,
+        200,
+        "mixed case"
+    );
+    assert_eq!(
+        e.connect(&format!("good.test..:{p}")).await,
+        400,
+        "two trailing dots"
+    );
+    assert_eq!(
+        e.connect(&format!("xn--BCHER-kva.test:{p}")).await,
+        200,
+        "punycode, mixed case"
+    );
+    assert_eq!(
+        e.connect(&format!("bücher.test:{p}")).await,
+        400,
+        "raw UTF-8 in a request line"
+    );
+    let (r, _) = socks(
+        &e,
+        &[2],
+        "airlock",
+        "run-pass-1",
+        3,
+        "BÜCHER.test".as_bytes(),
+        p,
+    )
+    .await;
+    assert_eq!(r[1], 0, "IDNA to punycode (SOCKS domain)");
+    assert_eq!(
+        e.connect(&format!("g\u{43e}\u{43e}d.test:{p}")).await,
+        400,
+        "Cyrillic homograph, raw"
+    );
+    let (r, _) = socks(
+        &e,
+        &[2],
+        "airlock",
+        "run-pass-1",
+        3,
+        "g\u{43e}\u{43e}d.test".as_bytes(),
+        p,
+    )
+    .await;
+    assert_eq!(
+        r[1], 2,
+        "Cyrillic homograph becomes xn--…, matching no rule"
+    );
+    assert_eq!(
+        e.connect(&format!("[good.test]:{p}")).await,
+        400,
+        "brackets around a name"
+    );
+    assert_eq!(
+        e.connect(&format!("user@good.test:{p}")).await,
+        400,
+        "userinfo"
+    );
+    assert_eq!(
+        status(&e.get(&format!("user:pw@good.test:{p}"), "").await),
+        400,
+        "userinfo in URI"
+    );
+    assert_eq!(
+        e.connect(&format!("nxdomain.test:{p}")).await,
+        403,
+        "no rule"
+    );
+    assert_eq!(
+        e.connect(&format!("other.test:{p}")).await,
+        403,
+        "deny wins"
+    );
+    assert_eq!(e.connect("good.test").await, 400, "CONNECT without port");
+}
+
+#[tokio::test]
+async fn ports() {
+    let e = env().await;
+    let p = e.up.port;
+    assert_eq!(
+        e.connect(&format!("good.test:{}", p.wrapping_add(1))).await,
+        403,
+        "port not named"
+    );
+    assert_eq!(
+        e.connect(&format!("portless.test:{p}")).await,
+        403,
+        "rule without port covers only 80/443"
+    );
+    assert_eq!(e.connect("portless.test:22").await, 403);
+    assert_eq!(e.connect(&format!("good.test:{p}")).await, 200, "control");
+}
+
+#[tokio::test]
+async fn proxy_credential_required() {
+    let e = env().await;
+    let p = e.up.port;
+    let r = e
+        .raw(format!("CONNECT good.test:{p} HTTP/1.1\r\n\r\n").as_bytes())
+        .await;
+    assert_eq!(status(&r), 407);
+    assert!(r.contains("Proxy-Authenticate: Basic"));
+    let bad = base64::engine::general_purpose::STANDARD.encode("airlock:wrong");
+    let r = e
+        .raw(
+            format!("CONNECT good.test:{p} HTTP/1.1\r\nProxy-Authorization: Basic {bad}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 407);
+    let r = e
+        .raw(
+            format!("GET http://good.test:{p}/ HTTP/1.1\r\nHost: good.test:{p}\r\n\r\n").as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 407);
+    let r = e
+        .raw(
+            format!(
+                "GET http://good.test:{p}/ HTTP/1.1\r\nHost: good.test:{p}\r\n{}{}\r\n",
+                auth(),
+                auth()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 407, "repeated Proxy-Authorization");
+    assert!(e.up.seen().is_empty());
+}
+
+#[tokio::test]
+async fn smuggling_framings_refused() {
+    let e = env().await;
+    let p = e.up.port;
+    let h = format!("good.test:{p}");
+    let a = auth();
+    let cases = [
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Transfer-Encoding: identity\r\n\r\n"),
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Content-Length: -1\r\n\r\n"),
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"),
+        format!("GET http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}X-A: b\r\n Transfer-Encoding: chunked\r\n\r\n"),
+        format!("GET http://{h}/ HTTP/1.1\nHost: {h}\n{a}\n"),
+        format!("GET http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}X-A: a\x00b\r\n\r\n"),
+        format!("GET http://{h}/ HTTP/1.1\r\nHost: evil.test\r\n{a}\r\n"),
+        format!("GET http://{h}/ HTTP/1.1\r\nHost: {h}\r\nHost: {h}\r\n{a}\r\n"),
+        format!("GET http://{h}/ HTTP/1.1\r\n{a}\r\n"),
+        format!("GET http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Upgrade: h2c\r\nConnection: Upgrade\r\n\r\n"),
+        format!("GET https://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: {h}\r\n{a}\r\n"),
+        format!("CONNECT {h} HTTP/1.1\r\nHost: other.test:{p}\r\n{a}\r\n"),
+        format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{a}Transfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\n\r\n"),
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        let r = e.raw(c.as_bytes()).await;
+        assert!(
+            r.starts_with("HTTP/1.1 400") || r.is_empty(),
+            "case {i}: {r}"
+        );
+    }
+    // Only the last case (bad chunk, found mid-body) opened an upstream, and the
+    // body never completed there.
+    let seen = e.up.seen();
+    assert!(seen.len() <= 1, "{seen:?}");
+    assert!(seen.iter().all(|s| !s.contains("hello")), "{seen:?}");
+}
+
+#[tokio::test]
+async fn pipelined_request_after_body_is_not_forwarded() {
+    let e = env().await;
+    let p = e.up.port;
+    let h = format!("cred.test:{p}");
+    let req = format!(
+        "POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Content-Length: 4\r\n\r\nabcdGET /smuggled HTTP/1.1\r\nHost: {h}\r\nAuthorization: Bearer forged\r\n\r\n",
+        auth()
+    );
+    let r = e.raw(req.as_bytes()).await;
+    assert_eq!(status(&r), 200);
+    let seen = e.up.seen().join("\n");
+    assert!(!seen.contains("smuggled"), "{seen}");
+    assert!(!seen.contains("forged"), "{seen}");
+}
+
+#[tokio::test]
+async fn oversized_headers_refused() {
+    let e = env().await;
+    let p = e.up.port;
+    let big = "a".repeat(40 * 1024);
+    let r = e
+        .get(&format!("good.test:{p}"), &format!("X-Big: {big}\r\n"))
+        .await;
+    assert_eq!(status(&r), 431);
+    let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+    let r = e.get(&format!("good.test:{p}"), &many).await;
+    assert_eq!(status(&r), 431);
+    assert!(e.up.seen().is_empty());
+}
+
+#[tokio::test]
+async fn forged_credential_header_is_replaced() {
+    let e = env().await;
+    let p = e.up.port;
+    let r = e
+        .get(
+            &format!("cred.test:{p}"),
+            "authorization: Bearer forged-by-jail\r\nX-Keep: 1\r\n",
+        )
+        .await;
+    assert_eq!(status(&r), 200, "{r}");
+    let seen = e.up.seen().join("\n");
+    assert!(
+        seen.contains(&format!("Authorization: Bearer {SECRET}")),
+        "{seen}"
+    );
+    assert!(!seen.contains("forged-by-jail"), "{seen}");
+    assert!(
+        !seen.to_ascii_lowercase().contains("proxy-authorization"),
+        "proxy credential leaked upstream"
+    );
+    assert!(seen.contains("X-Keep: 1"));
+    assert!(!r.contains(SECRET), "secret echoed to the jail");
+    let recs = e.proxy.records();
+    assert!(recs
+        .iter()
+        .any(|r| r.credential.as_deref() == Some("cred") && r.status == Some(200)));
+    // Without a credential rule the header passes through untouched.
+    let _ = e
+        .get(&format!("good.test:{p}"), "Authorization: Bearer mine\r\n")
+        .await;
+    assert!(e.up.seen().join("\n").contains("Bearer mine"));
+}
+
+#[tokio::test]
+async fn credential_hosts_fail_closed() {
+    let e = env().await;
+    let p = e.up.port;
+    // CONNECT to a host with a credential cannot be injected without interception: refused.
+    assert_eq!(e.connect(&format!("tls-cred.test:{p}")).await, 403);
+    // An unresolvable secret refuses the request with a reason.
+    let e2 = env_with(NetworkMode::Enforce, |o, p| {
+        o.credentials.push(Credential {
+            name: "missing".into(),
+            host: format!("good.test:{p}").parse().unwrap(),
+            header: "X-Key".into(),
+            value: Secret::parse("${env:AIRLOCK_TEST_SURELY_UNSET_VAR}").unwrap(),
+        });
+    })
+    .await;
+    let r = e2.get(&format!("good.test:{}", e2.up.port), "").await;
+    assert_eq!(status(&r), 502, "{r}");
+    assert!(r.contains("missing"));
+    assert!(e2.up.seen().is_empty());
+}
+
+#[tokio::test]
+async fn leak_check() {
+    let e = env().await;
+    let p = e.up.port;
+    let h = format!("good.test:{p}");
+    let r = e
+        .raw(
+            format!(
+                "GET http://{h}/?k={SECRET} HTTP/1.1\r\nHost: {h}\r\n{}\r\n",
+                auth()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 403, "secret in URL");
+    let r = e.get(&h, &format!("X-Exfil: {SECRET}\r\n")).await;
+    assert_eq!(status(&r), 403, "secret in a header");
+    let body = format!("data={SECRET}");
+    let r = e
+        .raw(
+            format!(
+                "POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Content-Length: {}\r\n\r\n{body}",
+                auth(),
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 403, "secret in body");
+    let r = e.raw(format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Transfer-Encoding: chunked\r\n\r\n5\r\ndata=\r\n{:x}\r\n{SECRET}\r\n0\r\n\r\n", auth(), SECRET.len()).as_bytes()).await;
+    assert_eq!(status(&r), 403, "secret in chunked body");
+    assert!(e.up.seen().is_empty());
+    let r = e.raw(format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", auth()).as_bytes()).await;
+    assert_eq!(status(&r), 200, "clean chunked body");
+    assert!(e.up.seen().join("").contains("hello"));
+}
+
+#[tokio::test]
+async fn websocket_only_to_allowed_hosts() {
+    let e = env().await;
+    let p = e.up.port;
+    let ws = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    let mut s = TcpStream::connect(e.addr()).await.unwrap();
+    s.write_all(
+        format!(
+            "GET http://good.test:{p}/ws HTTP/1.1\r\nHost: good.test:{p}\r\n{}{ws}\r\nping",
+            auth()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 256];
+    while !String::from_utf8_lossy(&got).ends_with("ping") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&b[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 101"));
+    let r = e.get(&format!("nope.test:{p}"), ws).await;
+    assert_eq!(status(&r), 403);
+}
+
+async fn socks(
+    e: &Env,
+    methods: &[u8],
+    user: &str,
+    pass: &str,
+    atyp: u8,
+    addr: &[u8],
+    port: u16,
+) -> (Vec<u8>, Option<TcpStream>) {
+    let mut s = TcpStream::connect(e.addr()).await.unwrap();
+    let mut g = vec![5, methods.len() as u8];
+    g.extend_from_slice(methods);
+    s.write_all(&g).await.unwrap();
+    let mut r = [0u8; 2];
+    s.read_exact(&mut r).await.unwrap();
+    if r[1] != 2 {
+        return (r.to_vec(), None);
+    }
+    let mut a = vec![1, user.len() as u8];
+    a.extend_from_slice(user.as_bytes());
+    a.push(pass.len() as u8);
+    a.extend_from_slice(pass.as_bytes());
+    s.write_all(&a).await.unwrap();
+    s.read_exact(&mut r).await.unwrap();
+    if r[1] != 0 {
+        return (r.to_vec(), None);
+    }
+    let mut q = vec![5, 1, 0, atyp];
+    if atyp == 3 {
+        q.push(addr.len() as u8);
+    }
+    q.extend_from_slice(addr);
+    q.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&q).await.unwrap();
+    let mut rep = [0u8; 10];
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut rep)).await;
+    (rep.to_vec(), Some(s))
+}
+
+#[tokio::test]
+async fn socks5() {
+    let e = env().await;
+    let p = e.up.port;
+    // No username/password method offered.
+    let (r, _) = socks(&e, &[0], "", "", 1, &[127, 0, 0, 1], p).await;
+    assert_eq!(r, vec![5, 0xff]);
+    // Wrong password.
+    let (r, _) = socks(&e, &[0, 2], "airlock", "nope", 1, &[127, 0, 0, 1], p).await;
+    assert_eq!(r, vec![1, 1]);
+    // IPv4 target named by a rule: allowed, and the tunnel works.
+    let (r, s) = socks(&e, &[2], "airlock", "run-pass-1", 1, &[127, 0, 0, 1], p).await;
+    assert_eq!(r[1], 0);
+    let mut s = s.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(String::from_utf8_lossy(&out).ends_with("ok"));
+    // IPv4 target that is internal (named by a rule, still refused by address).
+    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 1, &[10, 0, 0, 1], 80).await;
+    assert_eq!(r[1], 2);
+    // IPv6 loopback target.
+    let (r, _) = socks(
+        &e,
+        &[2],
+        "airlock",
+        "run-pass-1",
+        4,
+        &"::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        p,
+    )
+    .await;
+    assert_eq!(r[1], 2);
+    // IP literal not named by any rule.
+    let (r, _) = socks(
+        &e,
+        &[2],
+        "airlock",
+        "run-pass-1",
+        1,
+        &[93, 184, 215, 14],
+        443,
+    )
+    .await;
+    assert_eq!(r[1], 2);
+    // Domain that is a decimal IP spelling.
+    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"2852039166", p).await;
+    assert_eq!(r[1], 2);
+    // Domain resolving to metadata.
+    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"metadata.test", p).await;
+    assert_eq!(r[1], 2);
+    // Domain allowed.
+    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"GOOD.test.", p).await;
+    assert_eq!(r[1], 0);
+    // Credential host over SOCKS fails closed.
+    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"cred.test", p).await;
+    assert_eq!(r[1], 2);
+    let denials = e.proxy.denials();
+    assert!(denials.len() >= 7, "{denials:?}");
+}
+
+#[tokio::test]
+async fn report_mode_relaxes_host_rules_not_addresses() {
+    let e = env_with(NetworkMode::Report, |_, _| {}).await;
+    let p = e.up.port;
+    // Not allowed by rules, but report mode lets it through and records it.
+    let r = e.get(&format!("127.0.0.1:{}", p), "").await;
+    assert_eq!(status(&r), 200);
+    assert_eq!(e.connect(&format!("good.test:{}", p)).await, 200);
+    assert_eq!(
+        e.connect(&format!("other.test:{p}")).await,
+        200,
+        "deny rule only reported"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(e
+        .proxy
+        .denials()
+        .iter()
+        .any(|r| r.decision == Decision::ReportDeny && r.host == "other.test"));
+    // Addresses are still enforced.
+    assert_eq!(e.connect(&format!("metadata.test:{p}")).await, 403);
+}
+
+#[tokio::test]
+async fn budgets_and_rate_limit() {
+    let e = env_with(NetworkMode::Enforce, |o, _| {
+        o.limits = Limits {
+            bytes_up: None,
+            bytes_down: Some(30),
+            requests_per_second: Some(3),
+        };
+    })
+    .await;
+    let p = e.up.port;
+    let r = e.get(&format!("good.test:{p}"), "").await;
+    assert!(
+        !r.ends_with("ok"),
+        "download budget of 30 bytes must cut a longer response: {r:?}"
+    );
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(status(&e.get(&format!("good.test:{p}"), "").await));
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+}
+
+#[tokio::test]
+async fn unix_socket_and_shutdown() {
+    let dir = std::env::temp_dir().join(format!("airlock-proxy-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.sock");
+    let up = Upstream::start("127.0.0.1").await;
+    let network = Network {
+        allow: pats(&[format!("127.0.0.1:{}", up.port)]),
+        allow_private: vec!["127.0.0.1/32".parse().unwrap()],
+        ..Default::default()
+    };
+    let cred = ProxyCredential::generate().unwrap();
+    let h = airlock_proxy::start_unix(&path, ProxyOptions::new(network, vec![], cred.clone()))
+        .await
+        .unwrap();
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let b = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", cred.user, cred.password));
+    s.write_all(format!("GET http://127.0.0.1:{p}/ HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nProxy-Authorization: Basic {b}\r\n\r\n", p = up.port).as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert_eq!(status(&out), 200, "{out}");
+    let recs = h.shutdown().await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        recs[0].resolved,
+        Some(format!("127.0.0.1:{}", up.port).parse().unwrap())
+    );
+    assert!(recs[0].bytes_down > 0 && recs[0].bytes_up > 0);
+    assert!(!path.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
