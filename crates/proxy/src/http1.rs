@@ -78,6 +78,15 @@ pub async fn read_head<R: AsyncRead + Unpin>(
             let head: Vec<u8> = buf.drain(..pos + 4).collect();
             return parse_head(&head[..pos + 2]);
         }
+        // A bare LF would never end the head; refuse it now, not at the cap.
+        let from = scanned.saturating_sub(1);
+        if buf[from..]
+            .iter()
+            .enumerate()
+            .any(|(i, b)| *b == b'\n' && (from + i == 0 || buf[from + i - 1] != b'\r'))
+        {
+            return Err(HttpError::BareLineEnding);
+        }
         scanned = buf.len().saturating_sub(3);
         if buf.len() > MAX_HEAD {
             return Err(HttpError::HeadTooLarge);

@@ -299,7 +299,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut rec = Rec::new(&shared, Protocol::Http);
-    let head = match read_head(&mut s, &mut buf).await {
+    // A client gets a bounded time to send its head (no slowloris).
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut s, &mut buf))
+        .await
+        .unwrap_or(Err(HttpError::Truncated))
+    {
         Ok(h) => h,
         Err(e) => {
             let st = http_error_status(&e);
@@ -509,6 +513,8 @@ where
     }
 }
 
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
 const HOP_BY_HOP: &[&str] = &[
     "proxy-authorization",
     "proxy-connection",
@@ -690,7 +696,9 @@ async fn handle_forward<S>(
             count(&shared.up, n as usize, None);
         }
         Err(e) => {
-            rec.rec.reason = Some(e.to_string());
+            // The upstream saw an unfinished body; the client learns why.
+            rec.deny("http", e.to_string(), 400);
+            respond(&mut s, 400, &e.to_string(), "").await;
             return rec.finish(&shared);
         }
     }
