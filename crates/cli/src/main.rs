@@ -38,6 +38,8 @@ enum Command {
     Tunnel(cmd::tunnel::Args),
     /// Manage agent keys in the gateway's state file.
     Key(cmd::key::Args),
+    /// Run the egress proxy on its own (HTTP, CONNECT, SOCKS5; see docs/egress.md).
+    Proxy(cmd::proxy::Args),
     /// Quick start on one machine: gateway, connector and an agent key on localhost.
     Up(cmd::up::Args),
 }
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => cmd::connect::run(args),
         Command::Tunnel(args) => cmd::tunnel::run(args),
         Command::Key(args) => cmd::key::run(args),
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::Up(args) => cmd::up::run(args),
     };
     match result {

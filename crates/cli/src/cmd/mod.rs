@@ -4,5 +4,6 @@ pub mod connect;
 pub mod doctor;
 pub mod gateway;
 pub mod key;
+pub mod proxy;
 pub mod tunnel;
 pub mod up;
