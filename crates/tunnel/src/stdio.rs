@@ -31,6 +31,8 @@ const MAX_LINE: usize = 16 << 20;
 struct Proc {
     stdin: tokio::sync::Mutex<ChildStdin>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+    /// Progress notifications by the request's `progressToken` (as JSON text).
+    progress: Mutex<HashMap<String, tokio::sync::mpsc::UnboundedSender<Value>>>,
     next: AtomicU64,
     alive: Arc<AtomicBool>,
     _child: Child,
@@ -63,7 +65,35 @@ fn rpc_err(id: Value, code: i64, msg: &str) -> Value {
     serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": msg}})
 }
 
+/// A response body fed by a channel, one frame per message, unbuffered.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, crate::BoxError>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|o| o.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
 impl StdioRoute {
+    fn attach_session(&self, r: &mut Response<Body>, session: Option<String>, proc: Arc<Proc>) {
+        if let Some(s) = session {
+            if let Ok(h) = HeaderValue::from_str(&s) {
+                r.headers_mut().insert("mcp-session-id", h);
+            }
+            if let Ok(mut m) = self.sessions.lock() {
+                m.insert(s, proc);
+            }
+        }
+    }
+
     pub fn new(command: Vec<String>) -> StdioRoute {
         StdioRoute {
             command,
@@ -97,6 +127,7 @@ impl StdioRoute {
         let p = Arc::new(Proc {
             stdin: tokio::sync::Mutex::new(stdin),
             pending: Mutex::new(HashMap::new()),
+            progress: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             alive: alive.clone(),
             _child: child,
@@ -120,6 +151,14 @@ impl StdioRoute {
                     && (v.get("result").is_some() || v.get("error").is_some());
                 if let (true, Some(id)) = (is_response, v.get("id").and_then(Value::as_u64)) {
                     let tx = p.pending.lock().ok().and_then(|mut m| m.remove(&id));
+                    if let Some(tx) = tx {
+                        let _ = tx.send(v);
+                    }
+                } else if v.get("method").and_then(Value::as_str) == Some("notifications/progress")
+                {
+                    let token = v.pointer("/params/progressToken").map(Value::to_string);
+                    let tx =
+                        token.and_then(|t| p.progress.lock().ok().and_then(|m| m.get(&t).cloned()));
                     if let Some(tx) = tx {
                         let _ = tx.send(v);
                     }
@@ -231,6 +270,26 @@ impl StdioRoute {
             }
         };
 
+        // A single request that asks for progress, from a client that takes
+        // SSE, gets its progress notifications streamed before the answer.
+        let accepts_sse = headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"));
+        let token = match (batch, msgs.first()) {
+            (false, Some(m)) if accepts_sse && m.get("id").is_some() => m
+                .pointer("/params/_meta/progressToken")
+                .map(Value::to_string),
+            _ => None,
+        };
+        let progress_rx = token.as_ref().and_then(|t| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            proc.progress.lock().ok().map(|mut m| {
+                m.insert(t.clone(), tx);
+                rx
+            })
+        });
+
         let mut waits = Vec::new();
         for mut m in msgs {
             let is_request = m.get("method").is_some() && m.get("id").is_some_and(|i| !i.is_null());
@@ -253,6 +312,51 @@ impl StdioRoute {
         }
         if waits.is_empty() {
             return plain(StatusCode::ACCEPTED);
+        }
+        if let (Some(mut prx), Some(token)) = (progress_rx, token) {
+            let Some((orig, mut rx)) = waits.pop() else {
+                return plain(StatusCode::ACCEPTED);
+            };
+            let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+            let p = proc.clone();
+            let limit = self.timeout;
+            tokio::spawn(async move {
+                let deadline = tokio::time::sleep(limit);
+                tokio::pin!(deadline);
+                let last = loop {
+                    tokio::select! {
+                        Some(n) = prx.recv() => {
+                            if tx.send(Bytes::from(format!("event: message\ndata: {n}\n\n"))).await.is_err() {
+                                break None;
+                            }
+                        }
+                        r = &mut rx => break Some(match r {
+                            Ok(mut v) => { v["id"] = orig; v }
+                            Err(_) => rpc_err(orig, -32000, "airlock: the stdio MCP server exited before answering"),
+                        }),
+                        _ = &mut deadline => break Some(rpc_err(orig, -32000, "airlock: the stdio MCP server did not answer in time")),
+                    }
+                };
+                if let Ok(mut m) = p.progress.lock() {
+                    m.remove(&token);
+                }
+                if let Some(v) = last {
+                    let _ = tx
+                        .send(Bytes::from(format!("event: message\ndata: {v}\n\n")))
+                        .await;
+                }
+            });
+            let mut r = Response::new(http_body_util::BodyExt::boxed(ChannelBody(body_rx)));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            r.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            self.attach_session(&mut r, new_session, proc);
+            return r;
         }
         let mut out = Vec::with_capacity(waits.len());
         for (orig, rx) in waits {
@@ -280,14 +384,7 @@ impl StdioRoute {
             out.pop().unwrap_or(Value::Null)
         };
         let mut r = json_resp(StatusCode::OK, &body);
-        if let Some(s) = new_session {
-            if let Ok(h) = HeaderValue::from_str(&s) {
-                r.headers_mut().insert("mcp-session-id", h);
-            }
-            if let Ok(mut m) = self.sessions.lock() {
-                m.insert(s, proc);
-            }
-        }
+        self.attach_session(&mut r, new_session, proc);
         r
     }
 }

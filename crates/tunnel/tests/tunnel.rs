@@ -904,13 +904,18 @@ async fn thousand_concurrent_streams_over_one_link() {
 }
 
 const STDIO_SERVER: &str = r#"
-import sys, json, os
+import sys, json, os, time
 for line in sys.stdin:
     m = json.loads(line)
     if "id" not in m:
         continue
     print(json.dumps({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}), flush=True)
     meth = m.get("method")
+    tok = m.get("params", {}).get("_meta", {}).get("progressToken")
+    if tok is not None:
+        for i in range(2):
+            print(json.dumps({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": tok, "progress": i, "t": time.time()}}), flush=True)
+            time.sleep(0.2)
     if meth == "initialize":
         res = {"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "py", "version": "1"}}
     else:
@@ -1411,4 +1416,60 @@ async fn oversized_agent_bodies_are_refused_before_the_link() {
     .await;
     assert_eq!(r.status, 413);
     assert_eq!(env.ups.hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn stdio_route_streams_progress_notifications_as_sse() {
+    let env = Env::new().await;
+    let mut o = env.copts();
+    o.links = 1;
+    o.routes.insert(
+        "py".into(),
+        RouteTarget::Stdio(vec!["python3".into(), "-c".into(), STDIO_SERVER.into()]),
+    );
+    let mut c = Connector::start(o).unwrap();
+    c.wait_links(1).await;
+    wait_until(|| env.gw().links_up().get("corp").copied() == Some(1)).await;
+    let (_, key) = State::open(&env.state_path)
+        .unwrap()
+        .create_key("a", "corp", &[])
+        .unwrap();
+    let tcp = TcpStream::connect(env.agent()).await.unwrap();
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::post("/t/corp/py")
+        .header("authorization", auth(&key))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Full::new(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"x","_meta":{"progressToken":"p-1"}}}"#,
+        )))
+        .unwrap();
+    let r = s.send_request(req).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut body = r.into_body();
+    let mut events: Vec<(Instant, serde_json::Value)> = Vec::new();
+    let mut buf = String::new();
+    while let Some(f) = body.frame().await {
+        let f = f.unwrap();
+        let Some(d) = f.data_ref() else { continue };
+        buf.push_str(std::str::from_utf8(d).unwrap());
+        while let Some(i) = buf.find("\n\n") {
+            let ev: String = buf.drain(..i + 2).collect();
+            let data = ev.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            events.push((Instant::now(), serde_json::from_str(data).unwrap()));
+        }
+    }
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0].1["method"], "notifications/progress");
+    assert_eq!(events[0].1["params"]["progressToken"], "p-1");
+    assert_eq!(events[2].1["id"], "c1");
+    // Streamed as they happen, not collected at the end.
+    assert!(
+        events[2].0 - events[0].0 >= Duration::from_millis(300),
+        "{:?}",
+        events[2].0 - events[0].0
+    );
 }
