@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::events::TunnelEvent;
 use crate::link::{self, Hello, Welcome};
 use crate::metrics::Metrics;
 use crate::paths::{split_names, valid_name, valid_path};
@@ -57,6 +58,8 @@ pub struct GatewayOptions {
     pub cache_ttl: Duration,
     /// A quiet SSE response gets a `: keep-alive` comment this often.
     pub sse_keepalive: Duration,
+    /// Receives link, auth-failure and routed-request events (audit).
+    pub events: Option<Arc<dyn crate::events::EventSink>>,
 }
 
 impl GatewayOptions {
@@ -75,6 +78,7 @@ impl GatewayOptions {
             admin_key: None,
             cache_ttl: Duration::from_secs(1),
             sse_keepalive: Duration::from_secs(15),
+            events: None,
         }
     }
 }
@@ -180,6 +184,32 @@ fn links_up(shared: &Shared) -> BTreeMap<String, usize> {
     out
 }
 
+fn emit(shared: &Shared, e: TunnelEvent) {
+    if let Some(sink) = &shared.opts.events {
+        sink.record(e);
+    }
+}
+
+fn auth_failed(
+    shared: &Shared,
+    reason: &'static str,
+    grant: Option<&KeyGrant>,
+    tunnel: Option<&str>,
+    route: Option<&str>,
+) {
+    shared.metrics.agent_auth_failures.fetch_add(1, Relaxed);
+    emit(
+        shared,
+        TunnelEvent::AgentAuthFailed {
+            reason,
+            key_id: grant.map(|g| g.id.clone()),
+            agent: grant.map(|g| g.agent.clone()),
+            tunnel: tunnel.map(String::from),
+            route: route.map(String::from),
+        },
+    );
+}
+
 fn record(
     shared: &Shared,
     tunnel: &str,
@@ -198,6 +228,17 @@ fn record(
         peer: peer.to_string(),
         detail: detail.into(),
     };
+    emit(
+        shared,
+        TunnelEvent::Link {
+            tunnel: e.tunnel.clone(),
+            connector: e.connector.clone(),
+            link,
+            event: e.event.clone(),
+            peer: e.peer.clone(),
+            detail: e.detail.clone(),
+        },
+    );
     match shared.state.lock() {
         Ok(st) => {
             if let Err(err) = st.record_link_event(&e) {
@@ -630,7 +671,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) -> Response<Body> {
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> Response<Body> {
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/healthz" => return text(StatusCode::OK, "ok\n"),
@@ -653,11 +694,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
     }
     // Layer 1 before anything that could reveal which tunnels exist.
     let Some((key, key_in_authorization)) = bearer(&req) else {
-        shared.metrics.agent_auth_failures.fetch_add(1, Relaxed);
+        auth_failed(shared, "no_key", None, None, None);
         return unauthorized();
     };
     let Some(grant) = lookup_key(shared, &key) else {
-        shared.metrics.agent_auth_failures.fetch_add(1, Relaxed);
+        auth_failed(shared, "bad_key", None, None, None);
         return unauthorized();
     };
     let Some(rest) = path.strip_prefix("/t") else {
@@ -668,7 +709,13 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
     };
     let (tunnel, route_name) = (names[0].to_string(), names[1].to_string());
     if !grant.allows(&tunnel, &route_name) {
-        shared.metrics.agent_auth_failures.fetch_add(1, Relaxed);
+        auth_failed(
+            shared,
+            "out_of_scope",
+            Some(&grant),
+            Some(&tunnel),
+            Some(&route_name),
+        );
         tracing::info!(target: "airlock::tunnel", agent = %grant.agent, key = %grant.id, %tunnel, route = %route_name, "agent key not scoped to this tunnel/route");
         return status(StatusCode::FORBIDDEN);
     }
@@ -697,19 +744,37 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
             return status(StatusCode::BAD_REQUEST);
         }
     };
-    let rpc_id = jsonrpc_id(&parts.headers, &body);
+    let (rpc_id, body_method) = jsonrpc_fields(&parts.headers, &body);
     let rid = request_id(shared);
     let session = parts
         .headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
+    let mcp_method = parts
+        .headers
+        .get("mcp-method")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+        .or(body_method);
+    let routed = |status: StatusCode| TunnelEvent::Routed {
+        agent: grant.agent.clone(),
+        key_id: grant.id.clone(),
+        tunnel: tunnel.clone(),
+        route: route_name.clone(),
+        request_id: rid.clone(),
+        http_method: parts.method.to_string(),
+        mcp_method: mcp_method.clone(),
+        mcp_session: session.clone(),
+        status: status.as_u16(),
+        duration: start.elapsed(),
+    };
     let claims = airlock_identity::Claims {
         agent: grant.agent.clone(),
         tunnel: tunnel.clone(),
         route: route_name.clone(),
         request_id: rid.clone(),
-        session,
+        session: session.clone(),
     };
     let assertion = match shared
         .signer
@@ -780,6 +845,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
             };
             r.headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            emit(shared, routed(StatusCode::SERVICE_UNAVAILABLE));
             return r;
         };
         slot.inflight.fetch_add(1, Relaxed);
@@ -794,6 +860,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
                     continue;
                 }
                 shared.metrics.link_failures_midstream.fetch_add(1, Relaxed);
+                emit(shared, routed(StatusCode::BAD_GATEWAY));
                 let e = e.error();
                 tracing::warn!(target: "airlock::tunnel", %tunnel, route = %route_name, request = %rid, link = slot.id, %e, "link failed before the response");
                 return match &rpc_id {
@@ -804,6 +871,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, _start: Instant) ->
         }
     };
     tracing::debug!(target: "airlock::tunnel", agent = %grant.agent, %tunnel, route = %route_name, request = %rid, status = resp.status().as_u16(), "routed");
+    emit(shared, routed(resp.status()));
     let (mut rparts, rbody) = resp.into_parts();
     let sse = rparts
         .headers
@@ -842,18 +910,26 @@ impl RetainHop for http::HeaderMap {
     }
 }
 
-fn jsonrpc_id(h: &http::HeaderMap, body: &Bytes) -> Option<serde_json::Value> {
+/// The JSON-RPC id and method of a single JSON-RPC message body.
+fn jsonrpc_fields(
+    h: &http::HeaderMap,
+    body: &Bytes,
+) -> (Option<serde_json::Value>, Option<String>) {
     let json = h
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
     if !json || body.is_empty() {
-        return None;
+        return (None, None);
     }
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let o = v.as_object()?;
-    o.get("jsonrpc")?;
-    o.get("id").cloned()
+    let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
+    if !o.contains_key("jsonrpc") {
+        return (None, None);
+    }
+    let method = o.get("method").and_then(|m| m.as_str()).map(String::from);
+    (o.get("id").cloned(), method)
 }
 
 struct Inflight(Arc<LinkSlot>);

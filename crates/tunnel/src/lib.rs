@@ -12,6 +12,7 @@
 
 pub mod certs;
 pub mod connector;
+pub mod events;
 pub mod gateway;
 pub mod link;
 mod metrics;

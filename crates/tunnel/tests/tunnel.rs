@@ -1473,3 +1473,83 @@ async fn stdio_route_streams_progress_notifications_as_sse() {
         events[2].0 - events[0].0
     );
 }
+
+#[derive(Default)]
+struct Capture(Mutex<Vec<airlock_tunnel::events::TunnelEvent>>);
+impl airlock_tunnel::events::EventSink for Capture {
+    fn record(&self, e: airlock_tunnel::events::TunnelEvent) {
+        self.0.lock().unwrap().push(e);
+    }
+}
+
+#[tokio::test]
+async fn every_link_event_auth_failure_and_routed_request_is_an_event() {
+    use airlock_tunnel::events::TunnelEvent;
+    let mut env = Env::new().await;
+    env.gw.take().unwrap().shutdown().await;
+    let sink = Arc::new(Capture::default());
+    let mut g = env.gopts.clone();
+    g.events = Some(sink.clone());
+    env.gw = Some(Gateway::start(g).await.unwrap());
+    let _c = env.connect(1).await;
+    assert_eq!(
+        call(env.agent(), "POST", "/t/corp/tools/echo", &[], "")
+            .await
+            .status,
+        401
+    );
+    let r = call(
+        env.agent(),
+        "POST",
+        "/t/corp/tools/echo",
+        &[
+            ("authorization", &auth(&env.key)),
+            ("content-type", "application/json"),
+            ("mcp-session-id", "s-1"),
+        ],
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let events = sink.0.lock().unwrap().clone();
+    assert!(events.iter().any(|e| matches!(e, TunnelEvent::Link { event, tunnel, .. } if event == "up" && tunnel == "corp")));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        TunnelEvent::AgentAuthFailed {
+            reason: "no_key",
+            ..
+        }
+    )));
+    let routed = events
+        .iter()
+        .find_map(|e| match e {
+            TunnelEvent::Routed {
+                agent,
+                mcp_method,
+                mcp_session,
+                status,
+                route,
+                ..
+            } => Some((
+                agent.clone(),
+                mcp_method.clone(),
+                mcp_session.clone(),
+                *status,
+                route.clone(),
+            )),
+            _ => None,
+        })
+        .expect("a routed event");
+    assert_eq!(
+        routed,
+        (
+            "ci-agent".into(),
+            Some("tools/list".into()),
+            Some("s-1".into()),
+            200,
+            "tools".into()
+        )
+    );
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(&env.key), "events never carry a key");
+}
