@@ -6,9 +6,11 @@
 //! resolved once ([`resolve`]), every address vetted ([`classify`]) and the
 //! vetted address dialled. One [`record::ConnectionRecord`] per connection.
 
+pub mod ca;
 pub mod canon;
 pub mod classify;
 pub mod http1;
+mod intercept;
 pub mod record;
 pub mod resolve;
 pub mod rules;
@@ -88,6 +90,16 @@ pub struct ProxyOptions {
     pub leak_check_max_body: usize,
     pub connect_timeout: Duration,
     pub sink: Option<Arc<dyn RecordSink>>,
+    /// Signs leaves for intercepted CONNECTs. Without it, CONNECTs that need
+    /// interception (credential or `inspect` hosts) are refused.
+    pub ca: Option<Arc<ca::CertAuthority>>,
+    /// Hosts whose HTTPS is intercepted even without a credential.
+    pub inspect: Vec<airlock_config::HostPattern>,
+    /// Extra PEM CA certificates trusted for upstream TLS, besides the
+    /// system bundle (internal CAs, tests).
+    pub upstream_ca_pem: Option<String>,
+    /// System CA bundle used to verify upstream TLS.
+    pub system_ca_file: PathBuf,
 }
 
 impl ProxyOptions {
@@ -108,6 +120,10 @@ impl ProxyOptions {
             leak_check_max_body: 8 << 20,
             connect_timeout: Duration::from_secs(10),
             sink: None,
+            ca: None,
+            inspect: Vec::new(),
+            upstream_ca_pem: None,
+            system_ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
         }
     }
 }
@@ -141,10 +157,10 @@ impl ProxyHandle {
     pub fn credential(&self) -> &ProxyCredential {
         &self.credential
     }
-    /// PEM of the CA the jail must trust for intercepted TLS. TLS
-    /// interception is not built yet, so there is none.
+    /// PEM of the CA the jail must trust for intercepted TLS (add it to the
+    /// jail's CA bundle and SSL_CERT_FILE / NODE_EXTRA_CA_CERTS / REQUESTS_CA_BUNDLE).
     pub fn ca_cert_pem(&self) -> Option<&str> {
-        None
+        self.shared.opts.ca.as_deref().map(|c| c.cert_pem())
     }
     /// Every record so far.
     pub fn records(&self) -> Vec<ConnectionRecord> {

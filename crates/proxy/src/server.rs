@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub down: AtomicU64,
     pub rate: Mutex<(Instant, f64)>,
     pub records: Mutex<Vec<ConnectionRecord>>,
+    /// Interception material, or why there is none.
+    pub tls: Result<crate::intercept::TlsMaterial, String>,
 }
 
 impl Shared {
@@ -76,7 +78,9 @@ impl Shared {
             .requests_per_second
             .map(f64::from)
             .unwrap_or(0.0);
+        let tls = crate::intercept::TlsMaterial::new(&opts);
         Shared {
+            tls,
             policy,
             creds,
             secrets,
@@ -116,6 +120,19 @@ impl Shared {
         } else {
             false
         }
+    }
+
+    /// Why a CONNECT to this destination must be intercepted, if it must.
+    pub(crate) fn intercepts(&self, host: &Host, port: u16) -> Option<String> {
+        if let Some(c) = self.credential_for(host, port) {
+            return Some(format!("credential `{}`", c.name));
+        }
+        let name = host.to_string();
+        self.opts
+            .inspect
+            .iter()
+            .any(|p| p.matches(&name, port))
+            .then(|| "inspect rule".to_string())
     }
 
     pub(crate) fn credential_for(&self, host: &Host, port: u16) -> Option<&ResolvedCredential> {
@@ -193,7 +210,12 @@ where
     }
 }
 
-async fn respond<S: AsyncWrite + Unpin>(s: &mut S, status: u16, reason: &str, extra: &str) {
+pub(crate) async fn respond<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    status: u16,
+    reason: &str,
+    extra: &str,
+) {
     let text = match status {
         400 => "Bad Request",
         403 => "Forbidden",
@@ -380,7 +402,17 @@ async fn handle_connect<S>(
             return rec.finish(&shared);
         }
     }
-    let Some(mut up) = open(&mut s, &shared, &mut rec, &host, port, true).await else {
+    // A host with a credential (or marked for inspection) is intercepted;
+    // an opaque tunnel would let the request out without its credential.
+    let intercept = shared.intercepts(&host, port);
+    if let (Some(name), Err(why)) = (&intercept, &shared.tls) {
+        let why =
+            format!("{host}:{port} needs TLS interception ({name}), which is unavailable: {why}");
+        rec.deny("credential", why.clone(), 403);
+        respond(&mut s, 403, &why, "").await;
+        return rec.finish(&shared);
+    }
+    let Some(mut up) = open(&mut s, &shared, &mut rec, &host, port).await else {
         return rec.finish(&shared);
     };
     if s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -390,7 +422,12 @@ async fn handle_connect<S>(
         return rec.finish(&shared);
     }
     rec.rec.status = Some(200);
-    tunnel(&mut s, &mut up, buf, &shared, &mut rec).await;
+    match (&intercept, &shared.tls) {
+        (Some(_), Ok(tls)) => {
+            crate::intercept::run(s, buf, up, &host, port, tls, &shared, &mut rec).await;
+        }
+        _ => tunnel(&mut s, &mut up, buf, &shared, &mut rec).await,
+    }
     rec.finish(&shared)
 }
 
@@ -401,7 +438,6 @@ async fn open<S: AsyncWrite + Unpin>(
     rec: &mut Rec,
     host: &Host,
     port: u16,
-    tls_tunnel: bool,
 ) -> Option<TcpStream> {
     let v = match vet(shared, host, port).await {
         Ok(v) => v,
@@ -414,20 +450,6 @@ async fn open<S: AsyncWrite + Unpin>(
     rec.rec.rule = v.rule;
     rec.rec.decision = v.decision;
     rec.rec.reason = v.report_reason;
-    if tls_tunnel {
-        if let Some(c) = shared.credential_for(host, port) {
-            // Injection into an opaque TLS tunnel is impossible without
-            // interception; passing it through would hand the request out
-            // without its credential, or let the jail supply its own.
-            let why = format!(
-                "{host}:{port} has credential `{}`; injection into TLS requires interception, which this build does not do",
-                c.name
-            );
-            rec.deny("credential", why.clone(), 403);
-            respond(s, 403, &why, "").await;
-            return None;
-        }
-    }
     match dial(shared, &v.addrs).await {
         Ok(up) => {
             rec.rec.resolved = up.peer_addr().ok();
@@ -444,16 +466,17 @@ async fn open<S: AsyncWrite + Unpin>(
 }
 
 /// Copy both ways, counting into the run's budgets.
-pub(crate) async fn tunnel<S>(
+pub(crate) async fn tunnel<S, U>(
     s: &mut S,
-    up: &mut TcpStream,
+    up: &mut U,
     pending: Vec<u8>,
     shared: &Shared,
     rec: &mut Rec,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
+    U: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (mut ur, mut uw) = up.split();
+    let (mut ur, mut uw) = tokio::io::split(up);
     let (mut cr, mut cw) = tokio::io::split(s);
     let upf = async {
         let mut n = 0u64;
@@ -587,6 +610,43 @@ async fn handle_forward<S>(
             "exactly one Host header is required".to_string()
         ),
     }
+    let Some(mut up) = open(&mut s, &shared, &mut rec, &host, port).await else {
+        return rec.finish(&shared);
+    };
+    serve_request(
+        &mut s, &mut buf, &head, framing, &shared, &mut rec, &host, port, &path, &mut up,
+    )
+    .await;
+    rec.finish(&shared)
+}
+
+/// Forward one vetted request over an open upstream (plain TCP, or TLS when
+/// intercepted): credential injection, leak check, canonical framing, then
+/// the response back. One request per connection.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve_request<S, U>(
+    s: &mut S,
+    buf: &mut Vec<u8>,
+    head: &RequestHead,
+    framing: BodyFraming,
+    shared: &Shared,
+    rec: &mut Rec,
+    host: &Host,
+    port: u16,
+    path: &str,
+    up: &mut U,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    U: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    macro_rules! refuse {
+        ($rule:expr, $status:expr, $why:expr) => {{
+            let why: String = $why;
+            rec.deny($rule, why.clone(), $status);
+            respond(s, $status, &why, "").await;
+            return;
+        }};
+    }
     let upgrade = head.get("upgrade");
     let websocket = match upgrade {
         None => false,
@@ -595,7 +655,7 @@ async fn handle_forward<S>(
         }
         Some(u) => refuse!("http", 400, format!("upgrade to `{u}` is not proxied")),
     };
-    let cred = shared.credential_for(&host, port);
+    let cred = shared.credential_for(host, port);
     let cred_value = match cred.map(|c| (&c.name, &c.value)) {
         None => None,
         Some((name, Ok(v))) => Some((name.clone(), v.clone())),
@@ -624,8 +684,8 @@ async fn handle_forward<S>(
         let mut body = Vec::new();
         let mut sink = tokio::io::sink();
         if let Err(e) = relay_body(
-            &mut s,
-            &mut buf,
+            s,
+            buf,
             &mut sink,
             framing,
             Some(&mut body),
@@ -644,9 +704,6 @@ async fn handle_forward<S>(
         }
         body_buf = Some(body);
     }
-    let Some(mut up) = open(&mut s, &shared, &mut rec, &host, port, false).await else {
-        return rec.finish(&shared);
-    };
     let mut out = format!("{} {} HTTP/1.1\r\n", head.method, path);
     for (n, v) in &head.headers {
         let lower = n.to_ascii_lowercase();
@@ -679,7 +736,7 @@ async fn handle_forward<S>(
     if !count(&shared.up, out.len(), shared.opts.limits.bytes_up)
         || up.write_all(out.as_bytes()).await.is_err()
     {
-        return rec.finish(&shared);
+        return;
     }
     rec.rec.bytes_up += out.len() as u64;
     let sent = match body_buf {
@@ -688,7 +745,7 @@ async fn handle_forward<S>(
             .await
             .map(|_| b.len() as u64)
             .map_err(HttpError::from),
-        None => relay_body(&mut s, &mut buf, &mut up, framing, None, 0).await,
+        None => relay_body(s, buf, up, framing, None, 0).await,
     };
     match sent {
         Ok(n) => {
@@ -698,14 +755,14 @@ async fn handle_forward<S>(
         Err(e) => {
             // The upstream saw an unfinished body; the client learns why.
             rec.deny("http", e.to_string(), 400);
-            respond(&mut s, 400, &e.to_string(), "").await;
-            return rec.finish(&shared);
+            respond(s, 400, &e.to_string(), "").await;
+            return;
         }
     }
     if websocket {
         // The upgraded stream carries frames both ways from here on.
-        tunnel(&mut s, &mut up, buf, &shared, &mut rec).await;
-        return rec.finish(&shared);
+        tunnel(s, up, std::mem::take(buf), shared, rec).await;
+        return;
     }
     // Anything the client pipelined after its body is dropped: one request
     // per connection keeps a smuggled second request from reaching upstream.
@@ -713,19 +770,18 @@ async fn handle_forward<S>(
     let n: usize = up.read(&mut first).await.unwrap_or_default();
     if n == 0 {
         rec.rec.status = Some(502);
-        respond(&mut s, 502, "upstream closed without a response", "").await;
-        return rec.finish(&shared);
+        respond(s, 502, "upstream closed without a response", "").await;
+        return;
     }
     rec.rec.status = parse_status(&first[..n]);
     if !count(&shared.down, n, shared.opts.limits.bytes_down)
         || s.write_all(&first[..n]).await.is_err()
     {
-        return rec.finish(&shared);
+        return;
     }
     rec.rec.bytes_down += n as u64;
-    rec.rec.bytes_down += pump(&mut up, &mut s, &shared.down, shared.opts.limits.bytes_down).await;
+    rec.rec.bytes_down += pump(up, s, &shared.down, shared.opts.limits.bytes_down).await;
     let _ = s.shutdown().await;
-    rec.finish(&shared)
 }
 
 fn parse_status(b: &[u8]) -> Option<u16> {

@@ -40,9 +40,12 @@ impl Upstream {
                         }
                         match s.read(&mut chunk).await {
                             Ok(0) | Err(_) => {
-                                seen.lock()
-                                    .unwrap()
-                                    .push(String::from_utf8_lossy(&buf).into());
+                                // A dial refused before any request leaves no trace.
+                                if !buf.is_empty() {
+                                    seen.lock()
+                                        .unwrap()
+                                        .push(String::from_utf8_lossy(&buf).into());
+                                }
                                 return;
                             }
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
