@@ -518,7 +518,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
         let n = match r.read(&mut buf).await {
@@ -780,7 +780,21 @@ pub(crate) async fn serve_request<S, U>(
         return;
     }
     rec.rec.bytes_down += n as u64;
-    rec.rec.bytes_down += pump(up, s, &shared.down, shared.opts.limits.bytes_down).await;
+    // Relay the rest of the response, but stop as soon as the client goes
+    // away: a keep-alive upstream would otherwise hold this task forever.
+    let (mut cr, mut cw) = tokio::io::split(&mut *s);
+    let client_gone = async {
+        let mut b = [0u8; 1024];
+        while let Ok(n) = cr.read(&mut b).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        n = pump(up, &mut cw, &shared.down, shared.opts.limits.bytes_down) => rec.rec.bytes_down += n,
+        _ = client_gone => {}
+    }
     let _ = s.shutdown().await;
 }
 
