@@ -274,3 +274,48 @@ pub async fn start_tcp(
         task,
     })
 }
+
+/// A proxy on its own runtime, for callers without one (the jail's
+/// supervisor). Getters come from [`ProxyHandle`] through `Deref`.
+pub struct BlockingProxy {
+    handle: Option<ProxyHandle>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl std::ops::Deref for BlockingProxy {
+    type Target = ProxyHandle;
+    fn deref(&self) -> &ProxyHandle {
+        // Present until `shutdown` consumes self.
+        self.handle
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("handle taken only by shutdown"))
+    }
+}
+
+impl BlockingProxy {
+    /// Stop and return every record of the run.
+    pub fn shutdown(mut self) -> Vec<ConnectionRecord> {
+        match self.handle.take() {
+            Some(h) => self.rt.block_on(h.shutdown()),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// [`start_unix`] on a dedicated two-thread runtime.
+pub fn start_unix_blocking(path: &Path, opts: ProxyOptions) -> Result<BlockingProxy, ProxyError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("airlock-proxy")
+        .enable_all()
+        .build()
+        .map_err(|source| ProxyError::Listen {
+            what: "runtime".into(),
+            source,
+        })?;
+    let handle = rt.block_on(start_unix(path, opts))?;
+    Ok(BlockingProxy {
+        handle: Some(handle),
+        rt,
+    })
+}

@@ -944,3 +944,35 @@ async fn unix_socket_and_shutdown() {
     assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn blocking_api_for_the_jail() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("airlock-proxy-blocking-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("p.sock");
+    let network = Network {
+        allow: pats(&["example.test".into()]),
+        ..Default::default()
+    };
+    let mut opts = ProxyOptions::new(network, vec![], ProxyCredential::generate().unwrap());
+    opts.resolver = Arc::new(StaticResolver::new().with("example.test", &[ip("10.9.9.9")]));
+    let p = airlock_proxy::start_unix_blocking(&path, opts).unwrap();
+    assert_eq!(p.socket_path(), Some(path.as_path()));
+    let c = p.credential().clone();
+    let b = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.user, c.password));
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    write!(
+        s,
+        "CONNECT example.test:443 HTTP/1.1\r\nProxy-Authorization: Basic {b}\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert_eq!(status(&out), 403, "{out}");
+    assert_eq!(p.denials().len(), 1);
+    assert_eq!(p.denials()[0].rule, "address");
+    let recs = p.shutdown();
+    assert_eq!(recs.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
