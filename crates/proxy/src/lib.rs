@@ -16,6 +16,7 @@ pub mod resolve;
 pub mod rules;
 mod server;
 mod socks5;
+mod splice;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

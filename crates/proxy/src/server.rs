@@ -13,6 +13,7 @@ use crate::canon::{canonicalize_authority, canonicalize_host, Host};
 use crate::http1::{read_head, relay_body, BodyFraming, HttpError, RequestHead};
 use crate::record::{ConnectionRecord, Decision, Protocol};
 use crate::rules::{Denial, Policy};
+use crate::splice::AsRaw;
 use crate::{ProxyCredential, ProxyOptions};
 
 /// A credential with its secret resolved once at start (or the reason it could not be).
@@ -194,7 +195,7 @@ impl Rec {
 /// Serve one client connection.
 pub(crate) async fn handle<S>(mut s: S, shared: Arc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + AsRaw,
 {
     let mut buf = Vec::with_capacity(4096);
     let mut first = [0u8; 4096];
@@ -318,7 +319,7 @@ fn check_auth(shared: &Shared, head: &RequestHead) -> bool {
 
 async fn handle_http<S>(mut s: S, mut buf: Vec<u8>, shared: Arc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + AsRaw,
 {
     let mut rec = Rec::new(&shared, Protocol::Http);
     // A client gets a bounded time to send its head (no slowloris).
@@ -377,7 +378,7 @@ async fn handle_connect<S>(
     shared: Arc<Shared>,
     mut rec: Rec,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + AsRaw,
 {
     if framing != BodyFraming::None {
         rec.deny("http", "CONNECT with a body".into(), 400);
@@ -426,7 +427,7 @@ async fn handle_connect<S>(
         (Some(_), Ok(tls)) => {
             crate::intercept::run(s, buf, up, &host, port, tls, &shared, &mut rec).await;
         }
-        _ => tunnel(&mut s, &mut up, buf, &shared, &mut rec).await,
+        _ => raw_tunnel(&mut s, &mut up, buf, &shared, &mut rec).await,
     }
     rec.finish(&shared)
 }
@@ -463,6 +464,35 @@ async fn open<S: AsyncWrite + Unpin>(
             None
         }
     }
+}
+
+/// An opaque tunnel: spliced in the kernel when both ends are plain sockets.
+pub(crate) async fn raw_tunnel<S>(
+    s: &mut S,
+    up: &mut TcpStream,
+    pending: Vec<u8>,
+    shared: &Shared,
+    rec: &mut Rec,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + AsRaw,
+{
+    if !pending.is_empty() {
+        if !count(&shared.up, pending.len(), shared.opts.limits.bytes_up)
+            || up.write_all(&pending).await.is_err()
+        {
+            return;
+        }
+        rec.rec.bytes_up += pending.len() as u64;
+    }
+    let (Some(c), Some(u)) = (s.as_raw(), up.as_raw()) else {
+        return tunnel(s, up, Vec::new(), shared, rec).await;
+    };
+    let (a, b) = tokio::join!(
+        crate::splice::relay(&c, &u, &shared.up, shared.opts.limits.bytes_up),
+        crate::splice::relay(&u, &c, &shared.down, shared.opts.limits.bytes_down),
+    );
+    rec.rec.bytes_up += a;
+    rec.rec.bytes_down += b;
 }
 
 /// Copy both ways, counting into the run's budgets.
@@ -508,7 +538,7 @@ pub(crate) async fn tunnel<S, U>(
     rec.rec.bytes_down += d;
 }
 
-fn count(counter: &AtomicU64, n: usize, limit: Option<u64>) -> bool {
+pub(crate) fn count(counter: &AtomicU64, n: usize, limit: Option<u64>) -> bool {
     let total = counter.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
     limit.is_none_or(|l| total <= l)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::record::Protocol;
-use crate::server::{dial, socks_host, tunnel, vet, Rec, Shared};
+use crate::server::{dial, raw_tunnel, socks_host, vet, Rec, Shared};
 
 // Reply codes.
 const GENERAL: u8 = 1;
@@ -41,7 +41,7 @@ async fn reply<S: AsyncWrite + Unpin>(s: &mut S, code: u8) {
 
 pub(crate) async fn handle<S>(mut s: S, buf: Vec<u8>, shared: Arc<Shared>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + crate::splice::AsRaw,
 {
     let mut rec = Rec::new(&shared, Protocol::Socks5);
     let (host, port, pending) = {
@@ -170,6 +170,6 @@ where
     rec.rec.resolved = up.peer_addr().ok();
     reply(&mut s, 0).await;
     rec.rec.status = Some(0);
-    tunnel(&mut s, &mut up, pending, &shared, &mut rec).await;
+    raw_tunnel(&mut s, &mut up, pending, &shared, &mut rec).await;
     rec.finish(&shared)
 }

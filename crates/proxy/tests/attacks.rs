@@ -934,8 +934,25 @@ async fn unix_socket_and_shutdown() {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     assert_eq!(status(&out), 200, "{out}");
+    // CONNECT over the Unix socket: the spliced relay carries a request and its answer.
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    s.write_all(format!("CONNECT 127.0.0.1:{p} HTTP/1.1\r\nProxy-Authorization: Basic {b}\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", p = up.port).as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200 Connection established") && out.ends_with("ok"),
+        "{out}"
+    );
+    drop(s);
+    for _ in 0..40 {
+        if h.records().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let recs = h.shutdown().await;
-    assert_eq!(recs.len(), 1);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(recs[1].bytes_up > 0 && recs[1].bytes_down > 0, "{recs:?}");
     assert_eq!(
         recs[0].resolved,
         Some(format!("127.0.0.1:{}", up.port).parse().unwrap())
