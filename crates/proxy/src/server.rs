@@ -104,7 +104,7 @@ impl Shared {
     }
 
     /// Token bucket: `requests_per_second` refill, burst of one second.
-    fn take_token(&self) -> bool {
+    pub(crate) fn take_token(&self) -> bool {
         let Some(rps) = self.opts.limits.requests_per_second else {
             return true;
         };
@@ -396,7 +396,8 @@ async fn handle_connect<S>(
     rec.rec.host = host.to_string();
     rec.rec.port = port;
     if let Some(h) = head.get("host") {
-        if canonicalize_authority(h, None).ok() != Some((host.clone(), port)) {
+        // A Host without a port means the CONNECT port.
+        if canonicalize_authority(h, Some(port)).ok() != Some((host.clone(), port)) {
             let why = format!("Host `{h}` disagrees with the CONNECT target");
             rec.deny("http", why.clone(), 400);
             respond(&mut s, 400, &why, "").await;

@@ -77,6 +77,11 @@ where
             rec.deny("auth", "missing or wrong proxy credential".into(), 1);
             return rec.finish(&shared);
         }
+        if !shared.take_token() {
+            let _ = r.s.write_all(&[1, 1]).await;
+            rec.deny("rate", "request-rate limit reached".into(), 1);
+            return rec.finish(&shared);
+        }
         if r.s.write_all(&[1, 0]).await.is_err() {
             return;
         }

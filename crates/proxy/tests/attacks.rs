@@ -516,6 +516,32 @@ async fn names_trailing_dots_case_idna_homographs() {
 }
 
 #[tokio::test]
+async fn connect_host_header_without_port_means_connect_port() {
+    let e = env().await;
+    let p = e.up.port;
+    let r = e
+        .raw(
+            format!(
+                "CONNECT good.test:{p} HTTP/1.1\r\nHost: good.test\r\n{}\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                auth()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 200, "{r}");
+    let r = e
+        .raw(
+            format!(
+                "CONNECT good.test:{p} HTTP/1.1\r\nHost: good.test:1\r\n{}\r\n",
+                auth()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 400, "{r}");
+}
+
+#[tokio::test]
 async fn ports() {
     let e = env().await;
     let p = e.up.port;
