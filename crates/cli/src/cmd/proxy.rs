@@ -46,6 +46,16 @@ pub struct Args {
     /// Do not refuse requests carrying credential values.
     #[arg(long)]
     no_leak_check: bool,
+    /// Directory holding the interception CA (`ca.pem`, `ca.key` 0600; created
+    /// on first use). Needed for HTTPS credential injection and `--inspect`.
+    #[arg(long)]
+    ca_dir: Option<std::path::PathBuf>,
+    /// Host whose HTTPS is intercepted even without a credential (repeatable).
+    #[arg(long = "inspect")]
+    inspect: Vec<String>,
+    /// Extra PEM CA file trusted for upstream TLS (internal CAs).
+    #[arg(long)]
+    upstream_ca: Option<std::path::PathBuf>,
 }
 
 fn patterns(v: &[String], what: &str) -> anyhow::Result<Vec<HostPattern>> {
@@ -115,6 +125,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     opts.leak_check = !args.no_leak_check;
     opts.sink = Some(std::sync::Arc::new(TracingSink));
+    opts.inspect = patterns(&args.inspect, "inspect")?;
+    if let Some(dir) = &args.ca_dir {
+        let ca = airlock_proxy::ca::CertAuthority::load_or_create(dir)
+            .with_context(|| format!("--ca-dir {}", dir.display()))?;
+        tracing::info!("interception CA: {}", dir.join("ca.pem").display());
+        opts.ca = Some(std::sync::Arc::new(ca));
+    }
+    if let Some(f) = &args.upstream_ca {
+        opts.upstream_ca_pem = Some(
+            std::fs::read_to_string(f).with_context(|| format!("--upstream-ca {}", f.display()))?,
+        );
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
