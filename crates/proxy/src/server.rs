@@ -221,6 +221,7 @@ pub(crate) async fn respond<S: AsyncWrite + Unpin>(
         400 => "Bad Request",
         403 => "Forbidden",
         407 => "Proxy Authentication Required",
+        413 => "Content Too Large",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
@@ -735,6 +736,16 @@ pub(crate) async fn serve_request<S, U>(
         }
         body_buf = Some(body);
     }
+    // A body that cannot fit the upload budget is refused before it starts.
+    if let (Some(limit), BodyFraming::Length(n)) = (shared.opts.limits.bytes_up, framing) {
+        if shared.up.load(Ordering::Relaxed).saturating_add(n) > limit {
+            refuse!(
+                "budget",
+                413,
+                "the run's upload budget is exhausted".to_string()
+            );
+        }
+    }
     let mut out = format!("{} {} HTTP/1.1\r\n", head.method, path);
     for (n, v) in &head.headers {
         let lower = n.to_ascii_lowercase();
@@ -781,7 +792,14 @@ pub(crate) async fn serve_request<S, U>(
     match sent {
         Ok(n) => {
             rec.rec.bytes_up += n;
-            count(&shared.up, n as usize, None);
+            // A chunked body over budget gets no response relayed.
+            if !count(&shared.up, n as usize, shared.opts.limits.bytes_up) {
+                refuse!(
+                    "budget",
+                    413,
+                    "the run's upload budget is exhausted".to_string()
+                );
+            }
         }
         Err(e) => {
             // The upstream saw an unfinished body; the client learns why.

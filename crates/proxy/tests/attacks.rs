@@ -542,6 +542,32 @@ async fn connect_host_header_without_port_means_connect_port() {
 }
 
 #[tokio::test]
+async fn upload_budget() {
+    let e = env_with(NetworkMode::Enforce, |o, _| {
+        o.limits = Limits {
+            bytes_up: Some(200),
+            bytes_down: None,
+            requests_per_second: None,
+        };
+    })
+    .await;
+    let h = format!("good.test:{}", e.up.port);
+    let body = "x".repeat(500);
+    let r = e
+        .raw(
+            format!(
+                "POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Content-Length: {}\r\n\r\n{body}",
+                auth(),
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(status(&r), 413, "{r}");
+    assert!(e.up.seen().iter().all(|s| !s.contains("xxxx")));
+}
+
+#[tokio::test]
 async fn ports() {
     let e = env().await;
     let p = e.up.port;
