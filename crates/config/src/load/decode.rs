@@ -1,0 +1,222 @@
+//! The top of the file and the simple sections: sandbox, credentials, audit.
+
+use super::read::{self, open, Cx, Map};
+use super::yaml::Node;
+use super::{agents, tools, tunnel};
+use crate::model::*;
+use crate::spec::{self, Field};
+
+pub(crate) fn fields(obj: &'static spec::Obj) -> Vec<&'static Field> {
+    obj.fields.iter().collect()
+}
+
+/// Says which section an unknown top-level key belongs in, for keys users
+/// often put at the wrong level.
+fn misplaced(key: &str) -> Option<String> {
+    let home = [
+        (&spec::SANDBOX, "sandbox"),
+        (&spec::FILESYSTEM, "sandbox.filesystem"),
+        (&spec::NETWORK, "sandbox.network"),
+        (&spec::LIMITS, "sandbox.limits"),
+        (&spec::AUDIT, "audit"),
+    ];
+    home.iter()
+        .find(|(obj, _)| obj.fields.iter().any(|f| f.name == key))
+        .map(|(_, path)| format!("`{key}` belongs under `{path}`"))
+}
+
+pub(crate) fn config(cx: &mut Cx, root: &Node) -> Option<Config> {
+    if root.is_null() {
+        cx.err(
+            root.pos,
+            "the file is empty",
+            "start with `version: 1`; `airlock config example` prints a complete, commented file",
+        );
+        return None;
+    }
+    let m = open(
+        cx,
+        root,
+        root.pos,
+        "the top level",
+        fields(&spec::ROOT),
+        &misplaced,
+    )?;
+    let version = m.u32(cx, "version");
+    let sandbox = sub(cx, &m, "sandbox", sandbox);
+    let credentials = m.list(cx, "credentials", credential).unwrap_or_default();
+    let (tools, declared) = tools::tools(cx, &m);
+    let agents = agents::agents(cx, &m, &tools, &declared);
+    let audit = sub(cx, &m, "audit", audit);
+    let gateway = m
+        .entry("gateway", |_| true)
+        .and_then(|e| tunnel::gateway(cx, &e.value, e.key_pos));
+    let connector = m
+        .entry("connector", |_| true)
+        .and_then(|e| tunnel::connector(cx, &e.value, e.key_pos));
+    let worker = m
+        .entry("worker", |_| true)
+        .and_then(|e| tunnel::worker(cx, &e.value, e.key_pos));
+    Some(Config {
+        version: version?,
+        sandbox: sandbox.unwrap_or_default(),
+        credentials,
+        tools,
+        agents,
+        audit: audit.unwrap_or_default(),
+        gateway,
+        connector,
+        worker,
+    })
+}
+
+/// Decodes an optional sub-mapping with `f`, or its default when absent.
+fn sub<T: Default>(
+    cx: &mut Cx,
+    m: &Map,
+    key: &str,
+    f: impl FnOnce(&mut Cx, &Node, super::diag::Pos) -> Option<T>,
+) -> Option<T> {
+    match m.entry(key, |t| matches!(t, spec::Ty::Obj(_))) {
+        Some(e) => f(cx, &e.value, e.key_pos),
+        None => Some(T::default()),
+    }
+}
+
+fn sandbox(cx: &mut Cx, node: &Node, at: super::diag::Pos) -> Option<Sandbox> {
+    let m = open(cx, node, at, "`sandbox`", fields(&spec::SANDBOX), &|_| None)?;
+    Some(Sandbox {
+        filesystem: sub(cx, &m, "filesystem", filesystem).unwrap_or_default(),
+        network: sub(cx, &m, "network", network).unwrap_or_default(),
+        limits: sub(cx, &m, "limits", limits).unwrap_or_default(),
+    })
+}
+
+fn filesystem(cx: &mut Cx, node: &Node, at: super::diag::Pos) -> Option<Filesystem> {
+    let m = open(
+        cx,
+        node,
+        at,
+        "`sandbox.filesystem`",
+        fields(&spec::FILESYSTEM),
+        &|_| None,
+    )?;
+    let strings = |cx: &mut Cx, key| m.list(cx, key, read::string).unwrap_or_default();
+    Some(Filesystem {
+        deny_read: strings(cx, "deny_read"),
+        allow_write: strings(cx, "allow_write"),
+        deny_write: strings(cx, "deny_write"),
+    })
+}
+
+fn network(cx: &mut Cx, node: &Node, at: super::diag::Pos) -> Option<Network> {
+    let m = open(
+        cx,
+        node,
+        at,
+        "`sandbox.network`",
+        fields(&spec::NETWORK),
+        &|_| None,
+    )?;
+    Some(Network {
+        allow: m.list(cx, "allow", read::host).unwrap_or_default(),
+        deny: m.list(cx, "deny", read::host).unwrap_or_default(),
+        allow_private: m.list(cx, "allow_private", read::cidr).unwrap_or_default(),
+        mode: match m.choice(cx, "mode") {
+            Some("report") => NetworkMode::Report,
+            _ => NetworkMode::Enforce,
+        },
+    })
+}
+
+fn limits(cx: &mut Cx, node: &Node, at: super::diag::Pos) -> Option<Limits> {
+    let m = open(
+        cx,
+        node,
+        at,
+        "`sandbox.limits`",
+        fields(&spec::LIMITS),
+        &|_| None,
+    )?;
+    let d = Limits::default();
+    Some(Limits {
+        memory: m.size(cx, "memory").unwrap_or(d.memory),
+        pids: m.u32(cx, "pids").unwrap_or(d.pids),
+        cpu_seconds: m.int(cx, "cpu_seconds").unwrap_or(d.cpu_seconds),
+        timeout: m.duration(cx, "timeout").unwrap_or(d.timeout),
+        output: m.size(cx, "output").unwrap_or(d.output),
+        tmp_size: m.size(cx, "tmp_size").unwrap_or(d.tmp_size),
+        open_files: m.int(cx, "open_files").unwrap_or(d.open_files),
+        file_size: m.size(cx, "file_size").unwrap_or(d.file_size),
+    })
+}
+
+/// An HTTP header name (RFC 9110 token).
+pub(crate) fn header_name(cx: &mut Cx, m: &Map, key: &str) -> Option<String> {
+    let node = m.node(key, |t| matches!(t, spec::Ty::Str))?;
+    let h = read::string(cx, node)?;
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if h.is_empty() || !h.bytes().all(token) {
+        cx.err(
+            node.pos,
+            format!("`{h}` is not an HTTP header name"),
+            "write a header name like `Authorization` or `X-Api-Key` (letters, digits and `-`)",
+        );
+        return None;
+    }
+    Some(h)
+}
+
+fn credential(cx: &mut Cx, node: &Node) -> Option<Credential> {
+    let m = open(
+        cx,
+        node,
+        node.pos,
+        "a credential",
+        fields(&spec::CREDENTIAL),
+        &|_| None,
+    )?;
+    let name = m.string(cx, "name");
+    let host = m.host(cx, "host");
+    let header = header_name(cx, &m, "header");
+    let value = m.secret(cx, "value");
+    let host = host?;
+    Some(Credential {
+        name: name.unwrap_or_else(|| host.to_string()),
+        host,
+        header: header?,
+        value: value?,
+    })
+}
+
+fn audit(cx: &mut Cx, node: &Node, at: super::diag::Pos) -> Option<Audit> {
+    let m = open(cx, node, at, "`audit`", fields(&spec::AUDIT), &|_| None)?;
+    let d = Audit::default();
+    let dir = m.path(cx, "dir").unwrap_or(d.dir);
+    let signing_key = m.path(cx, "signing_key");
+    if let (Some(key), Some(n)) = (&signing_key, m.node("signing_key", |_| true)) {
+        if key.starts_with(&dir) {
+            cx.err(
+                n.pos,
+                "the audit signing key is inside the audit directory",
+                "keep the key outside `audit.dir`, so that whoever can rewrite the log cannot also re-sign it",
+            );
+        }
+    }
+    Some(Audit {
+        dir,
+        segment_size: m.size(cx, "segment_size").unwrap_or(d.segment_size),
+        checkpoint_every: m.u32(cx, "checkpoint_every").unwrap_or(d.checkpoint_every),
+        checkpoint_interval: m
+            .duration(cx, "checkpoint_interval")
+            .unwrap_or(d.checkpoint_interval),
+        signing_key,
+        flush_interval: m.duration(cx, "flush_interval").unwrap_or(d.flush_interval),
+        redact_fields: m.list(cx, "redact_fields", read::name).unwrap_or_default(),
+        export: match m.choice(cx, "export") {
+            Some("stdout") => AuditExport::Stdout,
+            Some("syslog") => AuditExport::Syslog,
+            _ => AuditExport::None,
+        },
+    })
+}
