@@ -28,6 +28,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check a config file; print the example or the JSON Schema.
+    Config(cmd::config::Args),
     /// Report what this kernel offers the jail, and what airlock will do with it.
     Doctor(cmd::doctor::Args),
     /// Run the tunnel gateway: agents in, connector links in (see docs/tunnel.md).
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
+        Command::Config(args) => cmd::config::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Gateway(args) => cmd::gateway::run(args),
         Command::Connect(args) => cmd::connect::run(args),

@@ -1,7 +1,9 @@
 //! `airlock.yaml`: the model every part of airlock reads, and its strict loader.
 
+pub mod docs;
 pub mod load;
 pub mod model;
+pub mod schema;
 pub mod secret;
 pub mod spec;
 pub mod values;
@@ -13,3 +15,6 @@ pub use load::{
 pub use model::*;
 pub use secret::{Secret, SecretError, SecretRef, SecretValue};
 pub use values::{parse_duration, ByteSize, HostPattern, IpNet};
+
+/// A commented example that uses every section and passes `airlock config check`.
+pub const EXAMPLE: &str = include_str!("example.yaml");

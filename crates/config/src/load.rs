@@ -95,8 +95,13 @@ pub fn load_str_with(src: &str, file_name: &str, opts: LoadOptions) -> Result<Co
         diags: Diagnostics::default(),
     };
     let root = match yaml::parse(src) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
+        Ok((Some(root), soft)) => {
+            for e in soft {
+                cx.err(e.pos, e.message, e.help);
+            }
+            root
+        }
+        Ok((None, _)) => {
             cx.err(
                 Pos { line: 1, column: 1 },
                 "the file is empty",

@@ -31,7 +31,7 @@ pub enum Ty {
         max: u64,
     },
     Bool,
-    /// `256KiB`, `64MiB`, `2GiB`, `100KB`, or a byte count.
+    /// `256KiB`, `64MiB`, `2GiB`, or a byte count.
     Size,
     /// `500ms`, `120s`, `5m`, `1h`, `1m30s`.
     Duration,

@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 pub use ipnet::IpNet;
 
-/// A size in bytes, written `256KiB`, `2GiB`, `100KB` or a plain byte count.
+/// A size in bytes, written `256KiB`, `2GiB` or a plain byte count. Decimal
+/// units (`KB`, `MB`) are refused: people write them meaning both 1000 and
+/// 1024, and a limit must not be off by 2–10 %.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ByteSize(pub u64);
 
@@ -30,10 +32,6 @@ const SIZE_UNITS: &[(&str, u64)] = &[
     ("MiB", 1 << 20),
     ("GiB", 1 << 30),
     ("TiB", 1 << 40),
-    ("KB", 1_000),
-    ("MB", 1_000_000),
-    ("GB", 1_000_000_000),
-    ("TB", 1_000_000_000_000),
 ];
 
 impl FromStr for ByteSize {
@@ -52,6 +50,14 @@ impl FromStr for ByteSize {
         let unit = s[digits..].trim();
         let mult = if unit.is_empty() {
             1
+        } else if let Some(binary) = ["K", "M", "G", "T"]
+            .iter()
+            .find(|p| unit.eq_ignore_ascii_case(&format!("{p}B")))
+        {
+            return Err(format!(
+                "`{s}` is ambiguous (1000 or 1024?); write `{}{binary}iB` for binary units or the exact number of bytes",
+                &s[..digits]
+            ));
         } else {
             SIZE_UNITS
                 .iter()
@@ -59,7 +65,7 @@ impl FromStr for ByteSize {
                 .map(|(_, m)| *m)
                 .ok_or_else(|| {
                     format!(
-                        "`{unit}` in `{s}` is not a size unit; use one of B, KiB, MiB, GiB, TiB, KB, MB, GB, TB"
+                        "`{unit}` in `{s}` is not a size unit; use one of B, KiB, MiB, GiB or TiB"
                     )
                 })?
         };
@@ -86,6 +92,11 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
     if t.is_empty() {
         return Err(format!("an empty string is not a duration; {hint}"));
+    }
+    if t.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{s}` is not a duration; write a number and a unit without spaces, like `2m` or `1m30s`"
+        ));
     }
     let mut total: u128 = 0;
     let mut rest = t;
@@ -279,8 +290,12 @@ mod tests {
         assert_eq!("256KiB".parse::<ByteSize>().unwrap(), ByteSize::kib(256));
         assert_eq!("2GiB".parse::<ByteSize>().unwrap(), ByteSize::gib(2));
         assert_eq!("100".parse::<ByteSize>().unwrap(), ByteSize(100));
-        assert_eq!("1KB".parse::<ByteSize>().unwrap(), ByteSize(1000));
+        assert!("1KB".parse::<ByteSize>().unwrap_err().contains("ambiguous"));
         assert!("256kb"
+            .parse::<ByteSize>()
+            .unwrap_err()
+            .contains("`256KiB`"));
+        assert!("256kib"
             .parse::<ByteSize>()
             .unwrap_err()
             .contains("not a size unit"));

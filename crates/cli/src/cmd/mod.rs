@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod config;
 pub mod connect;
 pub mod doctor;
 pub mod gateway;

@@ -29,7 +29,10 @@ pub(crate) fn agents(
             );
             continue;
         }
-        let Some(agent) = agent(cx, &e.key, &e.value, e.key_pos, tools, declared) else {
+        let what = format!("agent `{}`", e.key);
+        let Some(agent) = cx.guarded(e.key_pos, &what, |cx| {
+            agent(cx, &e.key, &e.value, e.key_pos, tools, declared)
+        }) else {
             continue;
         };
         for (k, pos) in agent.keys.iter().zip(key_positions(&e.value)) {
@@ -135,7 +138,10 @@ fn agent(
         let Some(tool) = tools.get(&e.key) else {
             continue;
         };
-        if let Some(c) = constraint(cx, &e.key, tool, &e.value, e.key_pos) {
+        let what = format!("the constraint on `{}`", e.key);
+        if let Some(c) = cx.guarded(e.key_pos, &what, |cx| {
+            constraint(cx, &e.key, tool, &e.value, e.key_pos)
+        }) {
             constraints.insert(e.key.clone(), c);
         }
     }
@@ -213,9 +219,6 @@ fn constraint(cx: &mut Cx, name: &str, tool: &Tool, node: &Node, at: Pos) -> Opt
                 );
             }
         }
-    }
-    if !ok {
-        return None;
     }
     let mut c = Constraint::default();
     // Each check: the constraint's value may not exceed the tool's own.

@@ -42,21 +42,31 @@ pub(crate) fn config(cx: &mut Cx, root: &Node) -> Option<Config> {
         fields(&spec::ROOT),
         &misplaced,
     )?;
-    let version = m.u32(cx, "version");
+    let version = version(cx, &m);
     let sandbox = sub(cx, &m, "sandbox", sandbox);
-    let credentials = m.list(cx, "credentials", credential).unwrap_or_default();
+    let credentials = m
+        .list(cx, "credentials", |cx, n| {
+            cx.guarded(n.pos, "a credential", |cx| credential(cx, n))
+        })
+        .unwrap_or_default();
     let (tools, declared) = tools::tools(cx, &m);
     let agents = agents::agents(cx, &m, &tools, &declared);
     let audit = sub(cx, &m, "audit", audit);
-    let gateway = m
-        .entry("gateway", |_| true)
-        .and_then(|e| tunnel::gateway(cx, &e.value, e.key_pos));
-    let connector = m
-        .entry("connector", |_| true)
-        .and_then(|e| tunnel::connector(cx, &e.value, e.key_pos));
-    let worker = m
-        .entry("worker", |_| true)
-        .and_then(|e| tunnel::worker(cx, &e.value, e.key_pos));
+    let gateway = m.entry("gateway", |_| true).and_then(|e| {
+        cx.guarded(e.key_pos, "`gateway`", |cx| {
+            tunnel::gateway(cx, &e.value, e.key_pos)
+        })
+    });
+    let connector = m.entry("connector", |_| true).and_then(|e| {
+        cx.guarded(e.key_pos, "`connector`", |cx| {
+            tunnel::connector(cx, &e.value, e.key_pos)
+        })
+    });
+    let worker = m.entry("worker", |_| true).and_then(|e| {
+        cx.guarded(e.key_pos, "`worker`", |cx| {
+            tunnel::worker(cx, &e.value, e.key_pos)
+        })
+    });
     Some(Config {
         version: version?,
         sandbox: sandbox.unwrap_or_default(),
@@ -78,7 +88,9 @@ fn sub<T: Default>(
     f: impl FnOnce(&mut Cx, &Node, super::diag::Pos) -> Option<T>,
 ) -> Option<T> {
     match m.entry(key, |t| matches!(t, spec::Ty::Obj(_))) {
-        Some(e) => f(cx, &e.value, e.key_pos),
+        Some(e) => cx.guarded(e.key_pos, &format!("`{key}`"), |cx| {
+            f(cx, &e.value, e.key_pos)
+        }),
         None => Some(T::default()),
     }
 }
@@ -219,4 +231,32 @@ fn audit(cx: &mut Cx, node: &Node, at: super::diag::Pos) -> Option<Audit> {
             _ => AuditExport::None,
         },
     })
+}
+
+/// `version: 1`, with a message that says what other numbers mean.
+fn version(cx: &mut Cx, m: &Map) -> Option<u32> {
+    let node = m.node("version", |t| matches!(t, spec::Ty::Int { .. }))?;
+    match &node.value {
+        super::yaml::Value::Scalar { text, plain: true } if text.parse::<u64>().is_ok() => {
+            if text.parse::<u64>() == Ok(1) {
+                Some(1)
+            } else {
+                cx.err(
+                    node.pos,
+                    format!("unsupported config version {text}"),
+                    "this airlock reads `version: 1`; a newer file needs a newer airlock",
+                );
+                None
+            }
+        }
+        _ => {
+            let found = node.describe();
+            cx.err(
+                node.pos,
+                format!("expected the version number, found {found}"),
+                "write `version: 1`",
+            );
+            None
+        }
+    }
 }

@@ -21,6 +21,26 @@ pub(crate) struct Cx<'f> {
 }
 
 impl Cx<'_> {
+    /// Runs a decoder that may fail; a failure it did not report becomes an
+    /// error here, so nothing in the file is ever dropped silently.
+    pub fn guarded<T>(
+        &mut self,
+        pos: Pos,
+        what: &str,
+        f: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        let before = self.diags.len();
+        let out = f(self);
+        if out.is_none() && self.diags.len() == before {
+            self.err(
+                pos,
+                format!("{what} could not be read"),
+                "this is a bug in airlock's config loader; please report it with the file",
+            );
+        }
+        out
+    }
+
     pub fn err(&mut self, pos: Pos, message: impl Into<String>, help: impl Into<String>) {
         self.diags.push(self.file, pos, message.into(), help.into());
     }
@@ -181,14 +201,17 @@ impl<'n> Map<'n> {
         };
         self.node(key, |_| true).and_then(|n| choice(cx, n, values))
     }
-    /// A list whose items are read by `item`.
+    /// A list whose items are read by `item`: empty when absent, `None`
+    /// when it or an item is bad (and reported).
     pub fn list<T>(
         &self,
         cx: &mut Cx,
         key: &str,
         mut item: impl FnMut(&mut Cx, &'n Node) -> Option<T>,
     ) -> Option<Vec<T>> {
-        let node = self.node(key, |t| matches!(t, Ty::List(_)))?;
+        let Some(node) = self.node(key, |t| matches!(t, Ty::List(_))) else {
+            return Some(Vec::new());
+        };
         let items = seq(cx, node)?;
         let mut out = Vec::with_capacity(items.len());
         let mut ok = true;
@@ -246,9 +269,14 @@ pub(crate) fn int(cx: &mut Cx, node: &Node, min: u64, max: u64) -> Option<u64> {
     match value {
         Some(v) if (min..=max).contains(&v) => Some(v),
         Some(v) => {
+            let bound = if v < min {
+                format!("less than {min}")
+            } else {
+                format!("more than {max}")
+            };
             cx.err(
                 node.pos,
-                format!("{v} is out of range"),
+                format!("`{v}` is {bound}"),
                 format!("write {expected}"),
             );
             None
@@ -351,12 +379,14 @@ pub(crate) fn url(cx: &mut Cx, node: &Node) -> Option<url::Url> {
     match url::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
         Ok(u) => {
+            let msg = if matches!(u.scheme(), "http" | "https") {
+                format!("`{s}` has no host")
+            } else {
+                format!("`{s}` is a `{}:` URL, not http or https", u.scheme())
+            };
             cx.err(
                 node.pos,
-                format!(
-                    "`{s}` is a `{}` URL without a host or not http(s)",
-                    u.scheme()
-                ),
+                msg,
                 "write an `http://` or `https://` URL with a host",
             );
             None
@@ -417,10 +447,20 @@ pub(crate) fn secret(cx: &mut Cx, node: &Node) -> Option<Secret> {
     if cx.check_secrets {
         for r in s.refs() {
             if let Err(e) = resolve_ref(&r) {
+                let e = e.to_string();
+                let (msg, _) = split(&e);
+                let fix = match r {
+                    crate::secret::SecretRef::Env(_) => {
+                        "export the variable before starting airlock"
+                    }
+                    crate::secret::SecretRef::File(_) => {
+                        "create the file (readable by airlock) before starting airlock"
+                    }
+                };
                 cx.err(
                     node.pos,
-                    format!("cannot resolve secret {r}: {e}"),
-                    "set the variable or create the file before starting airlock, or check with `--no-secrets` to skip this",
+                    format!("cannot resolve secret {r}: {msg}"),
+                    format!("{fix}, or check with `--no-secrets` to check the syntax only"),
                 );
             }
         }

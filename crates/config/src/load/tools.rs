@@ -34,7 +34,8 @@ pub(crate) fn tools(cx: &mut Cx, top: &Map) -> (BTreeMap<String, Tool>, BTreeSet
             continue;
         }
         declared.insert(e.key.clone());
-        if let Some(t) = tool(cx, &e.key, &e.value, e.key_pos) {
+        let what = format!("tool `{}`", e.key);
+        if let Some(t) = cx.guarded(e.key_pos, &what, |cx| tool(cx, &e.key, &e.value, e.key_pos)) {
             out.insert(e.key.clone(), t);
         }
     }
@@ -202,7 +203,7 @@ fn postgres(cx: &mut Cx, m: &Map) -> Option<PostgresQuery> {
             cx.err(
                 sql_pos,
                 format!(
-                    "the statement uses `${highest}` but only {} params are declared",
+                    "the statement uses `${highest}` but declares {} param(s)",
                     params.len()
                 ),
                 "declare one entry under `params:` for each `$n`, in order",
@@ -212,7 +213,7 @@ fn postgres(cx: &mut Cx, m: &Map) -> Option<PostgresQuery> {
             cx.err(
                 pos,
                 format!(
-                    "{} params are declared but the statement uses {highest}",
+                    "{} param(s) are declared but the statement uses {highest}",
                     params.len()
                 ),
                 "remove the extra params or use them as `$n` in the statement",

@@ -100,7 +100,11 @@ pub(crate) fn connector(cx: &mut Cx, node: &Node, at: Pos) -> Option<Connector> 
     let ca = m.path(cx, "ca");
     let client_cert = m.path(cx, "client_cert");
     let client_key = m.path(cx, "client_key");
-    let allowed_ips = m.list(cx, "allowed_ips", read::cidr);
+    let allowed_ips = if m.has("allowed_ips") {
+        Some(m.list(cx, "allowed_ips", read::cidr)?)
+    } else {
+        None
+    };
     let proxy = m.url(cx, "proxy");
     if let (Some(p), Some(n)) = (&proxy, m.node("proxy", |_| true)) {
         if p.scheme() != "http" {
@@ -119,7 +123,9 @@ pub(crate) fn connector(cx: &mut Cx, node: &Node, at: Pos) -> Option<Connector> 
                 format!("`{}` is not a valid route name", e.key),
                 "use letters, digits, `_`, `-` or `.`",
             );
-        } else if let Some(r) = route(cx, &e.key, &e.value, e.key_pos) {
+        } else if let Some(r) = cx.guarded(e.key_pos, &format!("route `{}`", e.key), |cx| {
+            route(cx, &e.key, &e.value, e.key_pos)
+        }) {
             routes.insert(e.key.clone(), r);
         }
     }

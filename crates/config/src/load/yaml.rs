@@ -81,8 +81,12 @@ pub(crate) struct SyntaxError {
     pub help: String,
 }
 
-/// Parses one document. `Ok(None)` for a file with no content.
-pub(crate) fn parse(src: &str) -> Result<Option<Node>, Vec<SyntaxError>> {
+/// Parses one document: the tree (`None` for a file with no content) and
+/// the problems that did not stop parsing (duplicate keys), or the problems
+/// that did.
+pub(crate) type Parsed = (Option<Node>, Vec<SyntaxError>);
+
+pub(crate) fn parse(src: &str) -> Result<Parsed, Vec<SyntaxError>> {
     let tabs = tab_indentation(src);
     if !tabs.is_empty() {
         return Err(tabs);
@@ -94,8 +98,7 @@ pub(crate) fn parse(src: &str) -> Result<Option<Node>, Vec<SyntaxError>> {
         errors: Vec::new(),
     };
     match b.document() {
-        Ok(root) if b.errors.is_empty() => Ok(root),
-        Ok(_) => Err(b.errors),
+        Ok(root) => Ok((root, b.errors)),
         Err(e) => {
             b.errors.push(e);
             Err(b.errors)

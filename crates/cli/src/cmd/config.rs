@@ -1,0 +1,108 @@
+//! `airlock config`: check a config file, print the example or the JSON Schema.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use airlock_config::{load_bytes, LoadOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Validate a config file: every problem with its line, column and fix.
+    #[command(
+        after_help = "Exits 0 when the file is valid, 1 when it is not, 2 when it cannot be read.\n\
+Secret references are resolved (and their values dropped, never printed) unless --no-secrets."
+    )]
+    Check {
+        /// The config file (`airlock.yaml`).
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Do not resolve `${env:…}` / `${file:…}` references (check their syntax only).
+        #[arg(long)]
+        no_secrets: bool,
+    },
+    /// Print a commented example that uses every section and passes `check`.
+    Example,
+    /// Print the JSON Schema (draft 2020-12) of the file, for editors.
+    Schema,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Check {
+            file,
+            format,
+            no_secrets,
+        } => Ok(check(&file, format, no_secrets)),
+        Command::Example => {
+            print!("{}", airlock_config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&airlock_config::schema::json_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn check(file: &std::path::Path, format: Format, no_secrets: bool) -> ExitCode {
+    let name = file.display().to_string();
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            match format {
+                Format::Human => eprintln!("{name}: error: cannot read the file: {e}"),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "valid": false, "file": name, "unreadable": e.to_string() })
+                ),
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let opts = LoadOptions {
+        check_secrets: !no_secrets,
+    };
+    let result = load_bytes(&bytes, &name, opts);
+    match (format, &result) {
+        (Format::Human, Ok(c)) => println!(
+            "{name}: ok ({} tools, {} agents{})",
+            c.tools.len(),
+            c.agents.len(),
+            if no_secrets {
+                "; secrets not resolved"
+            } else {
+                ""
+            }
+        ),
+        (Format::Human, Err(d)) => {
+            eprint!("{d}");
+            eprintln!("{name}: {} error(s)", d.len());
+        }
+        (Format::Json, Ok(_)) => {
+            println!("{}", airlock_config::Diagnostics::default().to_json())
+        }
+        (Format::Json, Err(d)) => println!("{}", d.to_json()),
+    }
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
