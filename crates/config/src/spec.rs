@@ -555,7 +555,7 @@ pub static CONNECTOR: Obj = Obj {
     fields: &[
         req("gateway", Ty::Addr, "Gateway link address, `host:port`."),
         opt("server_name", Ty::Str, "TLS name to verify on the gateway certificate; default the host of `gateway`."),
-        req("tunnel", Ty::Str, "Tunnel name, as created with `airlock tunnel create`."),
+        req("tunnel", Ty::Str, "Tunnel name (1 to 63 of letters, digits, `_`, `-`), as created with `airlock tunnel create`."),
         opt("name", Ty::Str, "Stable connector name (a reconnect replaces its links); default the hostname."),
         req("token", Ty::Secret, "Tunnel token, as a secret reference."),
         req("ca", Ty::Path, "CA certificate that signed the gateway certificate (pinned; the only trust root)."),
@@ -563,7 +563,7 @@ pub static CONNECTOR: Obj = Obj {
         req("client_key", Ty::Path, "Key of `client_cert` (PEM)."),
         def("links", Ty::Int { min: 1, max: 16 }, "2", "Independent links to the gateway."),
         opt("allowed_ips", Ty::List(&Ty::Cidr), "Addresses routes may reach. Absent: loopback and private ranges. Present: replaces that default entirely."),
-        def("routes", Ty::Map(&Ty::Route), "{}", "Routes by name: what agents reach through this tunnel."),
+        def("routes", Ty::Map(&Ty::Route), "{}", "Routes by name (1 to 63 of letters, digits, `_`, `-`): what agents reach through this tunnel."),
         def("ping_interval", Ty::Duration, "4s", "HTTP/2 PING interval."),
         def("ping_timeout", Ty::Duration, "10s", "A link whose PING goes unanswered this long is dead."),
         opt("proxy", Ty::Url, "`http://[user:pass@]host:port` CONNECT proxy to reach the gateway; default `$HTTPS_PROXY`."),

@@ -106,3 +106,16 @@ fn check(file: &std::path::Path, format: Format, no_secrets: bool) -> ExitCode {
         ExitCode::from(1)
     }
 }
+
+/// Loads a config for a command that runs from it (`--config FILE`). Secret
+/// references are resolved by the command, only for the sections it uses.
+pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<airlock_config::Config> {
+    airlock_config::load_file(path).map_err(|d| {
+        anyhow::anyhow!(
+            "{} is not a valid config ({} error(s)):\n{}",
+            path.display(),
+            d.len(),
+            d.to_string().trim_end()
+        )
+    })
+}

@@ -6,18 +6,49 @@ use std::time::Duration;
 use super::decode::fields;
 use super::diag::{list, Pos};
 use super::read::{self, open, Cx};
-use super::tools::valid_tool_name;
 use super::yaml::{Node, Value};
 use crate::model::*;
 use crate::spec::{self, Ty};
 
 const MAX_ASSERTION_TTL: Duration = Duration::from_secs(300);
 
+/// Tunnel, connector and route names travel in URL paths: 1 to 63 of
+/// letters, digits, `_` and `-` (the tunnel's own rule).
+fn valid_link_name(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn link_name(cx: &mut Cx, m: &read::Map, key: &str) -> Option<String> {
+    let node = m.node(key, |t| matches!(t, Ty::Str))?;
+    let s = read::string(cx, node)?;
+    if !valid_link_name(&s) {
+        cx.err(
+            node.pos,
+            format!("`{s}` is not a valid {key} name"),
+            "use 1 to 63 letters, digits, `_` or `-`",
+        );
+        return None;
+    }
+    Some(s)
+}
+
 pub(crate) fn gateway(cx: &mut Cx, node: &Node, at: Pos) -> Option<Gateway> {
     let m = open(cx, node, at, "`gateway`", fields(&spec::GATEWAY), &|_| None)?;
     let listen = m.addr(cx, "listen");
     let tunnel_listen = m.addr(cx, "tunnel_listen");
-    let state = m.path(cx, "state");
+    let state = match m.node("state", |_| true) {
+        Some(n) if matches!(&n.value, Value::Scalar { text, .. } if text.contains("://")) => {
+            cx.err(
+                n.pos,
+                "PostgreSQL gateway state is not supported yet",
+                "give the path of a SQLite file, like `/var/lib/airlock/gateway.db`",
+            );
+            None
+        }
+        _ => m.path(cx, "state"),
+    };
     let tls_cert = m.path(cx, "tls_cert");
     let tls_key = m.path(cx, "tls_key");
     let admin_key = match m.node("admin_key", |_| true) {
@@ -90,12 +121,8 @@ pub(crate) fn connector(cx: &mut Cx, node: &Node, at: Pos) -> Option<Connector> 
     )?;
     let gateway = m.addr(cx, "gateway");
     let server_name = m.string(cx, "server_name");
-    let tunnel = m
-        .node("tunnel", |t| matches!(t, Ty::Str))
-        .and_then(|n| read::name(cx, n));
-    let name = m
-        .node("name", |t| matches!(t, Ty::Str))
-        .and_then(|n| read::name(cx, n));
+    let tunnel = link_name(cx, &m, "tunnel");
+    let name = link_name(cx, &m, "name");
     let token = m.secret(cx, "token");
     let ca = m.path(cx, "ca");
     let client_cert = m.path(cx, "client_cert");
@@ -117,11 +144,11 @@ pub(crate) fn connector(cx: &mut Cx, node: &Node, at: Pos) -> Option<Connector> 
     }
     let mut routes = BTreeMap::new();
     for e in m.map(cx, "routes").unwrap_or_default() {
-        if !valid_tool_name(&e.key) {
+        if !valid_link_name(&e.key) {
             cx.err(
                 e.key_pos,
                 format!("`{}` is not a valid route name", e.key),
-                "use letters, digits, `_`, `-` or `.`",
+                "use 1 to 63 letters, digits, `_` or `-`",
             );
         } else if let Some(r) = cx.guarded(e.key_pos, &format!("route `{}`", e.key), |cx| {
             route(cx, &e.key, &e.value, e.key_pos)
