@@ -9,19 +9,26 @@ use airlock_tunnel::connector::{Connector, ConnectorOptions, RouteTarget};
 use anyhow::{bail, Context};
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "With --config, settings come from the file's `connector:` section; flags given as well override it\n\
+(--route adds routes or replaces same-named ones; --allowed-ip replaces the list)."
+)]
 pub struct Args {
+    /// airlock.yaml with a `connector:` section.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Gateway link address, `host:port`.
-    #[arg(long)]
-    gateway: String,
+    #[arg(long, required_unless_present = "config")]
+    gateway: Option<String>,
     /// Tunnel name.
-    #[arg(long)]
-    tunnel: String,
+    #[arg(long, required_unless_present = "config")]
+    tunnel: Option<String>,
     /// Tunnel token (prefer the environment variable or --token-file).
     #[arg(
         long,
         env = "AIRLOCK_TUNNEL_TOKEN",
         hide_env_values = true,
-        required_unless_present = "token_file"
+        required_unless_present_any = ["token_file", "config"]
     )]
     token: Option<String>,
     /// File holding the tunnel token; re-read on every reconnect, so a
@@ -29,72 +36,81 @@ pub struct Args {
     #[arg(long, conflicts_with = "token")]
     token_file: Option<PathBuf>,
     /// CA that signed the gateway's certificate (pinned).
-    #[arg(long)]
-    ca: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    ca: Option<PathBuf>,
     /// This connector's client certificate (PEM).
-    #[arg(long)]
-    cert: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    cert: Option<PathBuf>,
     /// This connector's private key (PEM).
-    #[arg(long)]
-    key: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    key: Option<PathBuf>,
     /// A route: `NAME=http://HOST:PORT/PATH`, or `NAME=stdio:PROGRAM ARG...`
     /// (a stdio MCP server to spawn; split on whitespace); repeat for more.
-    #[arg(long = "route", required = true)]
+    #[arg(long = "route", required_unless_present = "config")]
     routes: Vec<String>,
     /// Addresses routes may reach (CIDR); repeat. Replaces the default
     /// (loopback and RFC 1918).
     #[arg(long = "allowed-ip")]
     allowed_ips: Vec<String>,
-    /// Number of independent links.
-    #[arg(long, default_value_t = 2)]
-    links: u32,
+    /// Number of independent links [default: 2].
+    #[arg(long)]
+    links: Option<u32>,
     /// Stable connector name (default: hostname).
     #[arg(long)]
     name: Option<String>,
     /// TLS server name to verify (default: the gateway host).
     #[arg(long)]
     server_name: Option<String>,
-    /// HTTP/2 PING interval.
-    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "4s")]
-    ping_interval: Duration,
-    /// A link whose PING is unanswered this long is dead.
-    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "10s")]
-    ping_timeout: Duration,
+    /// HTTP/2 PING interval [default: 4s].
+    #[arg(long, value_parser = airlock_config::parse_duration)]
+    ping_interval: Option<Duration>,
+    /// A link whose PING is unanswered this long is dead [default: 10s].
+    #[arg(long, value_parser = airlock_config::parse_duration)]
+    ping_timeout: Option<Duration>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let read =
-        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let token = match (&a.token, &a.token_file) {
-        (Some(t), _) => t.clone(),
-        (None, Some(f)) => String::from_utf8_lossy(&read(f)?).trim().to_string(),
-        (None, None) => anyhow::bail!("give --token-file FILE or AIRLOCK_TUNNEL_TOKEN"),
+/// The file's `connector:` section, or the defaults, with the flags applied
+/// (routes from flags are added by `run`).
+fn settings(a: &Args) -> anyhow::Result<airlock_config::Connector> {
+    let mut c = match &a.config {
+        Some(path) => super::config::load(path)?
+            .connector
+            .with_context(|| format!("{} has no `connector:` section", path.display()))?,
+        None => airlock_config::Connector {
+            gateway: String::new(),
+            server_name: None,
+            tunnel: String::new(),
+            name: None,
+            // Only read when neither --token nor --token-file is given.
+            token: airlock_config::Secret::parse("${env:AIRLOCK_TUNNEL_TOKEN}")?,
+            ca: PathBuf::new(),
+            client_cert: PathBuf::new(),
+            client_key: PathBuf::new(),
+            links: 2,
+            allowed_ips: None,
+            routes: BTreeMap::new(),
+            ping_interval: Duration::from_secs(4),
+            ping_timeout: Duration::from_secs(10),
+            proxy: None,
+        },
     };
-    let reload = airlock_tunnel::connector::CredentialFiles {
-        token: a.token_file.clone(),
-        ca: a.ca.clone(),
-        cert: a.cert.clone(),
-        key: a.key.clone(),
-    };
-    let mut o = ConnectorOptions::new(
-        a.gateway,
-        a.tunnel,
-        token,
-        read(&a.ca)?,
-        read(&a.cert)?,
-        read(&a.key)?,
-    );
-    o.reload = Some(reload);
-    o.links = a.links;
-    o.server_name = a.server_name;
-    o.ping_interval = a.ping_interval;
-    o.ping_timeout = a.ping_timeout;
-    if let Some(n) = a.name {
-        o.name = n;
+    if let Some(g) = &a.gateway {
+        c.gateway = g.clone();
     }
-    o.routes = parse_routes(&a.routes)?;
+    if let Some(t) = &a.tunnel {
+        c.tunnel = t.clone();
+    }
+    if let Some(p) = &a.ca {
+        c.ca = p.clone();
+    }
+    if let Some(p) = &a.cert {
+        c.client_cert = p.clone();
+    }
+    if let Some(p) = &a.key {
+        c.client_key = p.clone();
+    }
     if !a.allowed_ips.is_empty() {
-        o.allowed_ips = a
+        let ips = a
             .allowed_ips
             .iter()
             .map(|s| {
@@ -102,11 +118,43 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("--allowed-ip `{s}` is not a CIDR (e.g. 10.0.0.0/8)"))
             })
             .collect::<anyhow::Result<_>>()?;
+        c.allowed_ips = Some(ips);
     }
-    o.proxy = ["HTTPS_PROXY", "https_proxy"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok())
-        .filter(|s| !s.is_empty());
+    c.links = a.links.unwrap_or(c.links);
+    c.name = a.name.clone().or(c.name);
+    c.server_name = a.server_name.clone().or(c.server_name);
+    c.ping_interval = a.ping_interval.unwrap_or(c.ping_interval);
+    c.ping_timeout = a.ping_timeout.unwrap_or(c.ping_timeout);
+    Ok(c)
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let c = settings(&a)?;
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(
+            String::from_utf8_lossy(
+                &std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
+            )
+            .trim()
+            .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let mut o = options_from_config(&c, token)?;
+    if let Some(reload) = o.reload.as_mut() {
+        // A token given on the command line is not re-read from the file's reference.
+        if a.token.is_some() {
+            reload.token = None;
+        }
+        if let Some(f) = &a.token_file {
+            reload.token = Some(f.clone());
+        }
+    }
+    o.routes.extend(parse_routes(&a.routes)?);
+    if o.routes.is_empty() {
+        bail!("no routes: give --route NAME=URL or `connector.routes` in the config");
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let mut c = Connector::start(o).context("starting the connector")?;
@@ -150,20 +198,34 @@ pub(crate) fn parse_routes(specs: &[String]) -> anyhow::Result<BTreeMap<String, 
     Ok(m)
 }
 
-/// The `connector:` section of airlock.yaml as connector options (used by
-/// `--config` once the config loader lands).
-#[allow(dead_code)]
+/// The `connector:` section of airlock.yaml (merged with the flags) as
+/// connector options. `token` is the token when a flag gave it; otherwise
+/// the section's reference is resolved, and a token that is one
+/// `${file:…}` reference is re-read on every reconnect (rotation).
 pub(crate) fn options_from_config(
     c: &airlock_config::Connector,
+    token: Option<String>,
 ) -> anyhow::Result<ConnectorOptions> {
     let read =
         |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let token = c
-        .token
-        .resolve()
-        .context("connector.token")?
-        .expose()
-        .to_string();
+    let token_file = match c.token.refs().collect::<Vec<_>>().as_slice() {
+        [airlock_config::SecretRef::File(p)]
+            if c.token.to_string() == format!("${{file:{}}}", p.display()) =>
+        {
+            Some(p.clone())
+        }
+        _ => None,
+    };
+    let token = match token {
+        Some(t) => t,
+        None => c
+            .token
+            .resolve()
+            .with_context(|| format!("connector.token ({})", c.token))?
+            .expose()
+            .trim()
+            .to_string(),
+    };
     let mut o = ConnectorOptions::new(
         c.gateway.clone(),
         c.tunnel.clone(),
@@ -173,7 +235,7 @@ pub(crate) fn options_from_config(
         read(&c.client_key)?,
     );
     o.reload = Some(airlock_tunnel::connector::CredentialFiles {
-        token: None,
+        token: token_file,
         ca: c.ca.clone(),
         cert: c.client_cert.clone(),
         key: c.client_key.clone(),
@@ -188,10 +250,12 @@ pub(crate) fn options_from_config(
     }
     o.ping_interval = c.ping_interval;
     o.ping_timeout = c.ping_timeout;
-    o.proxy = c
-        .proxy
-        .clone()
-        .or_else(|| std::env::var("HTTPS_PROXY").ok().filter(|s| !s.is_empty()));
+    o.proxy = c.proxy.clone().or_else(|| {
+        ["HTTPS_PROXY", "https_proxy"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok())
+            .filter(|s| !s.is_empty())
+    });
     for (name, r) in &c.routes {
         let t = match r {
             airlock_config::Route::Http { url } => RouteTarget::Http(url.clone()),

@@ -8,54 +8,102 @@ use airlock_tunnel::gateway::{Gateway, GatewayOptions};
 use anyhow::Context;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "With --config, settings come from the file's `gateway:` section; flags given as well override it."
+)]
 pub struct Args {
+    /// airlock.yaml with a `gateway:` section.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Gateway state file (SQLite); created with its schema if missing.
-    #[arg(long, env = "AIRLOCK_GATEWAY_STATE")]
-    state: PathBuf,
+    #[arg(
+        long,
+        env = "AIRLOCK_GATEWAY_STATE",
+        required_unless_present = "config"
+    )]
+    state: Option<PathBuf>,
     /// Gateway certificate chain (PEM), for links and the agent listener.
-    #[arg(long)]
-    cert: PathBuf,
+    #[arg(long, required_unless_present = "config")]
+    cert: Option<PathBuf>,
     /// Gateway private key (PEM).
+    #[arg(long, required_unless_present = "config")]
+    key: Option<PathBuf>,
+    /// Address agents connect to [default: 0.0.0.0:8443].
     #[arg(long)]
-    key: PathBuf,
-    /// Address agents connect to.
-    #[arg(long, default_value = "0.0.0.0:8443")]
-    listen: String,
-    /// Address connectors dial.
-    #[arg(long, default_value = "0.0.0.0:7443")]
-    tunnel_listen: String,
+    listen: Option<String>,
+    /// Address connectors dial [default: 0.0.0.0:7443].
+    #[arg(long)]
+    tunnel_listen: Option<String>,
     /// Serve agents plain HTTP (only behind a TLS-terminating load balancer, or on localhost).
     #[arg(long)]
     agent_plaintext: bool,
-    /// HTTP/2 PING interval on links.
-    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "4s")]
-    ping_interval: Duration,
-    /// A link whose PING is unanswered this long is dead.
-    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "10s")]
-    ping_timeout: Duration,
-    /// Lifetime of identity assertions.
-    #[arg(long, value_parser = airlock_config::parse_duration, default_value = "60s")]
-    assertion_ttl: Duration,
+    /// HTTP/2 PING interval on links [default: 4s].
+    #[arg(long, value_parser = airlock_config::parse_duration)]
+    ping_interval: Option<Duration>,
+    /// A link whose PING is unanswered this long is dead [default: 10s].
+    #[arg(long, value_parser = airlock_config::parse_duration)]
+    ping_timeout: Option<Duration>,
+    /// Lifetime of identity assertions [default: 60s, at most 300s].
+    #[arg(long, value_parser = airlock_config::parse_duration)]
+    assertion_ttl: Option<Duration>,
     /// Bearer key required for /metrics.
     #[arg(long, env = "AIRLOCK_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
 }
 
+/// The file's `gateway:` section, or the defaults, with the flags applied.
+fn settings(a: &Args) -> anyhow::Result<airlock_config::Gateway> {
+    let mut g = match &a.config {
+        Some(path) => super::config::load(path)?
+            .gateway
+            .with_context(|| format!("{} has no `gateway:` section", path.display()))?,
+        None => airlock_config::Gateway {
+            listen: "0.0.0.0:8443".into(),
+            tunnel_listen: "0.0.0.0:7443".into(),
+            state: String::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            agent_tls: true,
+            admin_key: None,
+            ping_interval: Duration::from_secs(4),
+            ping_timeout: Duration::from_secs(10),
+            assertion_ttl: Duration::from_secs(60),
+        },
+    };
+    if let Some(s) = &a.state {
+        g.state = s.display().to_string();
+    }
+    if let Some(c) = &a.cert {
+        g.tls_cert = c.clone();
+    }
+    if let Some(k) = &a.key {
+        g.tls_key = k.clone();
+    }
+    if let Some(l) = &a.listen {
+        g.listen = l.clone();
+    }
+    if let Some(l) = &a.tunnel_listen {
+        g.tunnel_listen = l.clone();
+    }
+    if a.agent_plaintext {
+        g.agent_tls = false;
+    }
+    g.ping_interval = a.ping_interval.unwrap_or(g.ping_interval);
+    g.ping_timeout = a.ping_timeout.unwrap_or(g.ping_timeout);
+    g.assertion_ttl = a.assertion_ttl.unwrap_or(g.assertion_ttl);
+    Ok(g)
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let read =
-        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let mut o = GatewayOptions::new(a.state.clone(), read(&a.cert)?, read(&a.key)?);
-    o.agent_listen = a.listen;
-    o.tunnel_listen = a.tunnel_listen;
-    o.agent_tls = !a.agent_plaintext;
-    o.ping_interval = a.ping_interval;
-    o.ping_timeout = a.ping_timeout;
-    o.assertion_ttl = a.assertion_ttl;
-    o.admin_key = a.admin_key;
+    let mut o = options_from_config(&settings(&a)?)?;
+    if let Some(k) = a.admin_key {
+        o.admin_key = Some(k);
+    }
+    let agent_tls = o.agent_tls;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let gw = Gateway::start(o).await.context("starting the gateway")?;
-        let scheme = if a.agent_plaintext { "http" } else { "https" };
+        let scheme = if agent_tls { "https" } else { "http" };
         // One machine-readable line so scripts and tests can find the ports.
         println!(
             "airlock gateway: agents {scheme}://{} links {} identity-key {}",
@@ -85,9 +133,7 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
-/// The `gateway:` section of airlock.yaml as gateway options (used by
-/// `--config` once the config loader lands).
-#[allow(dead_code)]
+/// The `gateway:` section of airlock.yaml (merged with the flags) as gateway options.
 pub(crate) fn options_from_config(g: &airlock_config::Gateway) -> anyhow::Result<GatewayOptions> {
     if g.state.starts_with("postgres://") || g.state.starts_with("postgresql://") {
         anyhow::bail!(

@@ -13,6 +13,12 @@ username/password for SOCKS5. Without --auth a random credential is generated an
 See docs/egress.md for rules, modes and what is refused."
 )]
 pub struct Args {
+    /// Take `sandbox.network` and `credentials` from this airlock.yaml (every
+    /// secret reference is resolved at start). `--allow`, `--deny`,
+    /// `--allow-private` and `--inject` add to the file's rules; `--mode`
+    /// replaces its mode.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
     /// Where to listen: `ADDR:PORT` (TCP) or `unix:PATH`.
     #[arg(long, default_value = "127.0.0.1:3128")]
     listen: String,
@@ -25,9 +31,10 @@ pub struct Args {
     /// CIDR of internal addresses that may be reached (repeatable).
     #[arg(long = "allow-private")]
     allow_private: Vec<String>,
-    /// `enforce` refuses; `report` lets host-rule denials through and records them.
-    #[arg(long, default_value = "enforce")]
-    mode: String,
+    /// `enforce` refuses; `report` lets host-rule denials through and records
+    /// them. Default: the file's `sandbox.network.mode`, else `enforce`.
+    #[arg(long)]
+    mode: Option<String>,
     /// Credential to inject on plain HTTP: `HOST=HEADER=VALUE`, VALUE a template like `Bearer ${env:TOKEN}` (repeatable).
     #[arg(long = "inject")]
     inject: Vec<String>,
@@ -64,11 +71,33 @@ fn patterns(v: &[String], what: &str) -> anyhow::Result<Vec<HostPattern>> {
         .collect()
 }
 
+/// The file's network rules and credentials; empty without `--config`.
+fn from_config(path: Option<&std::path::Path>) -> anyhow::Result<(Network, Vec<Credential>)> {
+    let Some(path) = path else {
+        return Ok((Network::default(), Vec::new()));
+    };
+    let c = super::config::load(path)?;
+    // Fail at start, not on the first request, when a credential cannot be read.
+    for cr in &c.credentials {
+        cr.value.resolve().with_context(|| {
+            format!(
+                "{}: credential `{}` ({})",
+                path.display(),
+                cr.name,
+                cr.value
+            )
+        })?;
+    }
+    Ok((c.sandbox.network, c.credentials))
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mode = match args.mode.as_str() {
-        "enforce" => NetworkMode::Enforce,
-        "report" => NetworkMode::Report,
-        m => bail!("--mode {m}: write `enforce` or `report`"),
+    let (file_network, file_credentials) = from_config(args.config.as_deref())?;
+    let mode = match args.mode.as_deref() {
+        None => file_network.mode,
+        Some("enforce") => NetworkMode::Enforce,
+        Some("report") => NetworkMode::Report,
+        Some(m) => bail!("--mode {m}: write `enforce` or `report`"),
     };
     let allow_private = args
         .allow_private
@@ -79,15 +108,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let network = Network {
-        allow: patterns(&args.allow, "allow")?,
-        deny: patterns(&args.deny, "deny")?,
-        allow_private,
+        allow: [file_network.allow, patterns(&args.allow, "allow")?].concat(),
+        deny: [file_network.deny, patterns(&args.deny, "deny")?].concat(),
+        allow_private: [file_network.allow_private, allow_private].concat(),
         mode,
     };
     if network.allow.is_empty() {
         tracing::warn!("no --allow rule: every destination will be refused");
     }
-    let mut credentials = Vec::new();
+    let mut credentials = file_credentials;
     for spec in &args.inject {
         let mut it = spec.splitn(3, '=');
         let (Some(host), Some(header), Some(value)) = (it.next(), it.next(), it.next()) else {
