@@ -184,3 +184,291 @@ gateway: {{ state: s, tls_cert: c, tls_key: k, admin_key: \"${{env:AIRLOCK_T_UNS
         "{all}"
     );
 }
+
+// --- `--config FILE` on the commands that run from it -----------------------
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    c.env("AIRLOCK_LOG", "warn");
+    c
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// HTTP/1.1 upstream that answers with the request path and keeps every
+/// request head it saw.
+fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let heads = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let heads = heads.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&h);
+                }
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                heads.lock().unwrap().push(head);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{path}",
+                    path.len()
+                );
+            });
+        }
+    });
+    (port, seen)
+}
+
+fn http(addr: &str, request: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(request.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn b64(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The proxy takes its host rules and credentials from the file; the
+/// credential reaches the upstream and its value is printed nowhere.
+#[test]
+fn proxy_runs_from_config() {
+    let d = dir("proxy");
+    let (port, seen) = upstream();
+    let file = write(
+        &d,
+        "airlock.yaml",
+        &format!(
+            "version: 1\n\
+sandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [127.0.0.1/32]\n\
+credentials:\n  - {{ host: \"127.0.0.1:{port}\", header: X-Api-Key, value: \"${{env:AIRLOCK_T_UPSTREAM_KEY}}\" }}\n"
+        ),
+    );
+    let mut child = bin()
+        .args(["proxy", "--config", &file, "--listen", "127.0.0.1:0"])
+        .env("AIRLOCK_T_UPSTREAM_KEY", "SENTINEL-proxy-c0ffee")
+        .env_remove("AIRLOCK_PROXY_AUTH")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listen = lines.next().unwrap().unwrap();
+    let cred = lines.next().unwrap().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let proxy = Kill(child);
+    let addr = listen.rsplit(' ').next().unwrap().to_string();
+    let auth = b64(cred.strip_prefix("proxy credential: ").unwrap());
+    let ok = http(
+        &addr,
+        &format!("GET http://127.0.0.1:{port}/x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"),
+    );
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("/x"), "{ok}");
+    let head = seen
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("upstream saw the request");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-api-key: sentinel-proxy-c0ffee"),
+        "credential not injected: {head}"
+    );
+    let denied = http(
+        &addr,
+        &format!("GET http://127.0.0.2:{port}/ HTTP/1.1\r\nHost: 127.0.0.2:{port}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"),
+    );
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+    assert!(!denied.contains("SENTINEL"), "{denied}");
+    drop(proxy);
+    let mut err = String::new();
+    BufReader::new(stderr).read_to_string(&mut err).unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        !err.contains("SENTINEL") && !rest.concat().contains("SENTINEL"),
+        "{err}"
+    );
+}
+
+/// A bad file, or a credential that cannot be resolved, stops the proxy
+/// before it listens, naming the place.
+#[test]
+fn proxy_refuses_a_bad_config() {
+    let d = dir("proxy-bad");
+    let bad = write(
+        &d,
+        "bad.yaml",
+        "version: 1\nsandbox: { network: { alow: [x.com] } }\n",
+    );
+    let out = bin()
+        .args(["proxy", "--config", &bad, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{bad}:2:23: error: unknown key `alow` in `sandbox.network`"
+        )),
+        "{err}"
+    );
+    let unset = write(
+        &d,
+        "unset.yaml",
+        "version: 1\ncredentials: [{ host: x.com, header: X-Key, value: \"${env:AIRLOCK_T_NOT_SET}\" }]\n",
+    );
+    let out = bin()
+        .args(["proxy", "--config", &unset, "--listen", "127.0.0.1:0"])
+        .env_remove("AIRLOCK_T_NOT_SET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AIRLOCK_T_NOT_SET") && err.contains("not set"),
+        "{err}"
+    );
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = bin().args(args).output().expect("run airlock");
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Gateway and connector run from config files with relative paths and a
+/// `${file:}` token; `--listen` flags override the file's addresses.
+#[test]
+fn gateway_and_connector_run_from_config() {
+    let d = dir("tunnel");
+    let ds = d.to_str().unwrap();
+    let state = format!("{ds}/state.db");
+    run_ok(&["tunnel", "certs", ds]);
+    let token = run_ok(&[
+        "tunnel",
+        "create",
+        "corp",
+        "--ca",
+        &format!("{ds}/tunnel-ca.pem"),
+        "--state",
+        &state,
+    ]);
+    let key = run_ok(&[
+        "key", "create", "--agent", "ci", "--tunnel", "corp", "--route", "web", "--state", &state,
+    ]);
+    write(&d, "token", &format!("{token}\n"));
+    let gw_file = write(
+        &d,
+        "gateway.yaml",
+        "version: 1\ngateway:\n  state: state.db\n  tls_cert: gateway.pem\n  tls_key: gateway.key\n  agent_tls: false\n  ping_interval: 1s\n  ping_timeout: 2s\n",
+    );
+    let mut gw = bin()
+        .args([
+            "gateway",
+            "--config",
+            &gw_file,
+            "--listen",
+            "127.0.0.1:0",
+            "--tunnel-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(gw.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _gw = Kill(gw);
+    let w: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        w.get(3).map(|s| s.starts_with("http://")),
+        Some(true),
+        "{line}"
+    );
+    let agents = w[3].trim_start_matches("http://").to_string();
+    let link_port = w[5].rsplit(':').next().unwrap();
+
+    let (up, _) = upstream();
+    let conn_file = write(
+        &d,
+        "connector.yaml",
+        &format!(
+            "version: 1\nconnector:\n  gateway: \"localhost:{link_port}\"\n  tunnel: corp\n  token: \"${{file:{ds}/token}}\"\n  ca: gateway-ca.pem\n  client_cert: connector.pem\n  client_key: connector.key\n  ping_interval: 1s\n  ping_timeout: 2s\n  routes:\n    web: {{ url: \"http://127.0.0.1:{up}/base\" }}\n"
+        ),
+    );
+    let _conn = Kill(
+        bin()
+            .args(["connect", "--config", &conn_file])
+            .env_remove("AIRLOCK_TUNNEL_TOKEN")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    loop {
+        let r = http(
+            &agents,
+            &format!("GET /t/corp/web/hello HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"),
+        );
+        if r.starts_with("HTTP/1.1 200") {
+            assert!(r.ends_with("/base/hello"), "{r}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no request through the tunnel: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
