@@ -472,3 +472,65 @@ fn gateway_and_connector_run_from_config() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// An independent validator (Python `jsonschema`, draft 2020-12) accepts the
+/// schema itself and the example, and rejects broken files the loader rejects.
+#[test]
+fn schema_validates_with_an_independent_validator() {
+    let d = dir("schema");
+    let schema = airlock(&["schema"], &[]);
+    let schema = write(
+        &d,
+        "schema.json",
+        &String::from_utf8(schema.stdout).unwrap(),
+    );
+    let example = airlock(&["example"], &[]);
+    let example = write(
+        &d,
+        "example.yaml",
+        &String::from_utf8(example.stdout).unwrap(),
+    );
+    let broken = [
+        "version: 1\nsandbox: { limits: { memory: 256KB } }\n",
+        "version: 1\nsandbx: {}\n",
+        "version: 1\ntools: { b: { kind: agent.bash, max_rows: 1 } }\n",
+        "version: 1\nconnector: { gateway: \"g:1\", tunnel: t, token: \"${env:T}\", ca: a, client_cert: b, client_key: c, routes: { r: { url: \"http://x/\", builtin: y } } }\n",
+        "version: 2\n",
+    ];
+    let mut files = vec![example];
+    for (i, b) in broken.iter().enumerate() {
+        files.push(write(&d, &format!("broken{i}.yaml"), b));
+    }
+    let script = r#"
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema)
+for f in sys.argv[2:]:
+    print(f, "valid" if v.is_valid(yaml.safe_load(open(f))) else "invalid")
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&schema)
+        .args(&files)
+        .output()
+        .expect("python3 (scripts/setup.d/config-schema.sh installs jsonschema and pyyaml)");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let verdicts: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["valid", "invalid", "invalid", "invalid", "invalid", "invalid"],
+        "{stdout}"
+    );
+    for f in &files[1..] {
+        assert_eq!(
+            airlock(&["check", "--no-secrets", f], &[]).status.code(),
+            Some(1)
+        );
+    }
+}
