@@ -93,6 +93,7 @@ pub fn load_str_with(src: &str, file_name: &str, opts: LoadOptions) -> Result<Co
             .unwrap_or_default(),
         check_secrets: opts.check_secrets,
         diags: Diagnostics::default(),
+        unread: Default::default(),
     };
     let root = match yaml::parse(src) {
         Ok((Some(root), soft)) => {
@@ -119,6 +120,18 @@ pub fn load_str_with(src: &str, file_name: &str, opts: LoadOptions) -> Result<Co
         }
     };
     let config = decode::config(&mut cx, &root);
+    if cx.diags.is_empty() {
+        // Decoders stop early on errors; on a clean file every key must have
+        // been read, or the file says something airlock would ignore.
+        let unread = std::mem::take(&mut *cx.unread.borrow_mut());
+        for (pos, key) in unread {
+            cx.err(
+                pos,
+                format!("`{key}` was accepted but not applied"),
+                "this is a bug in airlock's config loader; please report it with the file",
+            );
+        }
+    }
     cx.diags.sort();
     match config {
         Some(c) if cx.diags.is_empty() => Ok(c),

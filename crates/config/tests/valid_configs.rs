@@ -225,3 +225,145 @@ fn spec_is_consistent() {
         "2GiB"
     );
 }
+
+/// Every key the spec describes, set at once (to non-default values where
+/// that matters). Loading it proves the decoder applies every key: the
+/// loader refuses a clean file with a key no decoder read.
+const KITCHEN_SINK: &str = r#"version: 1
+sandbox:
+  filesystem: { deny_read: ["~/.ssh"], allow_write: ["."], deny_write: [".envrc"] }
+  network: { allow: [a.example.com], deny: [b.example.com], allow_private: [10.0.0.0/8], mode: report }
+  limits: { memory: 1GiB, pids: 10, cpu_seconds: 5, timeout: 5s, output: 1KiB, tmp_size: 1MiB, open_files: 64, file_size: 1MiB }
+credentials:
+  - { name: gh, host: api.github.com, header: Authorization, value: "Bearer ${env:GH}" }
+tools:
+  bash: { kind: agent.bash, description: d, approval: required, timeout: 10s, max_output: 1KiB }
+  read: { kind: agent.read, max_bytes: 1KiB }
+  write: { kind: agent.write, max_bytes: 1KiB }
+  edit: { kind: agent.edit, max_bytes: 1KiB }
+  glob: { kind: agent.glob, max_results: 5 }
+  grep: { kind: agent.grep, max_output: 1KiB, max_line: 100 }
+  git: { kind: git.read_file, repos: { a: /a.git }, max_file_size: 1KiB, max_entries: 5 }
+  db:
+    kind: postgres.query
+    dsn: "${env:PG}"
+    sql: SELECT $1
+    params: [{ name: id, type: bigint, description: the id }]
+    max_rows: 5
+    timeout: 1s
+  api:
+    kind: http.request
+    base_url: https://api.example.com
+    routes: [{ method: DELETE, path: /x }]
+    auth: { header: X-Key, value: "${env:K}" }
+    max_response_size: 1KiB
+    timeout: 1s
+agents:
+  a:
+    keys: ["${env:A}"]
+    allowed_tools: [bash, read, git, db, api, glob]
+    constraints:
+      bash: { timeout: 1s, max_output: 512B }
+      read: { max_bytes: 1KiB }
+      git: { repos: [a], max_file_size: 512B }
+      db: { max_rows: 1, timeout: 1s }
+      api: { routes: ["DELETE /x"] }
+      glob: { max_results: 1 }
+audit:
+  dir: /audit
+  segment_size: 1MiB
+  checkpoint_every: 10
+  checkpoint_interval: 1s
+  signing_key: /keys/audit.key
+  flush_interval: 1ms
+  redact_fields: [password]
+  export: syslog
+gateway:
+  listen: 127.0.0.1:1
+  tunnel_listen: 127.0.0.1:2
+  state: /s.db
+  tls_cert: /c.pem
+  tls_key: /k.pem
+  agent_tls: false
+  admin_key: "${env:ADMIN}"
+  ping_interval: 1s
+  ping_timeout: 2s
+  assertion_ttl: 30s
+connector:
+  gateway: gw.example.com:7443
+  server_name: gw.internal
+  tunnel: corp
+  name: conn-1
+  token: "${env:TOKEN}"
+  ca: /ca.pem
+  client_cert: /cc.pem
+  client_key: /ck.pem
+  links: 3
+  allowed_ips: [127.0.0.0/8]
+  routes:
+    h: { url: "http://127.0.0.1:1/mcp" }
+    s: { command: [srv, --stdio] }
+    b: { builtin: /etc/airlock/airlock.yaml }
+  ping_interval: 1s
+  ping_timeout: 2s
+  proxy: http://proxy.example.com:3128
+worker:
+  api_url: https://gw.example.com
+  environment_id: env_1
+  api_key: "${env:API}"
+  workdir: /work
+  concurrency: 4
+"#;
+
+#[test]
+fn every_key_of_the_spec_loads_and_is_applied() {
+    // The sink names every key the spec has.
+    fn keys(fields: &[spec::Field], out: &mut Vec<&'static str>) {
+        for f in fields {
+            out.push(f.name);
+            nested(&f.ty, out);
+        }
+    }
+    fn nested(t: &Ty, out: &mut Vec<&'static str>) {
+        match t {
+            Ty::Obj(o) => keys(o.fields, out),
+            Ty::List(i) | Ty::Map(i) => nested(i, out),
+            Ty::Tool => {
+                keys(spec::TOOL_COMMON, out);
+                for k in spec::TOOL_KINDS {
+                    keys(k.fields, out);
+                }
+            }
+            Ty::Route => keys(spec::ROUTE_FORMS, out),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    keys(spec::ROOT.fields, &mut all);
+    for k in all {
+        assert!(
+            KITCHEN_SINK.contains(&format!("{k}:")),
+            "the kitchen sink lacks `{k}`"
+        );
+    }
+    let c = load_str(KITCHEN_SINK, "/etc/airlock/airlock.yaml").unwrap_or_else(|d| panic!("{d}"));
+    // Spot checks that values land where they belong.
+    assert_eq!(c.sandbox.limits.open_files, 64);
+    assert_eq!(c.sandbox.filesystem.deny_write, [".envrc"]);
+    assert_eq!(c.tools["bash"].approval, Approval::Required);
+    assert_eq!(
+        c.agents["a"].constraints["bash"].max_output,
+        Some(ByteSize(512))
+    );
+    assert_eq!(c.audit.export, AuditExport::Syslog);
+    assert_eq!(c.audit.redact_fields, ["password"]);
+    let g = c.gateway.unwrap();
+    assert!(!g.agent_tls && g.assertion_ttl == Duration::from_secs(30));
+    let k = c.connector.unwrap();
+    assert_eq!(
+        (k.links, k.name.as_deref(), k.server_name.as_deref()),
+        (3, Some("conn-1"), Some("gw.internal"))
+    );
+    assert_eq!(k.proxy.as_deref(), Some("http://proxy.example.com:3128/"));
+    assert_eq!(c.worker.unwrap().concurrency, 4);
+}

@@ -2,7 +2,9 @@
 //! errors (with position and fix) and returns `None` on a bad value, so the
 //! decoder carries on and collects every problem in one pass.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::diag::{list, suggest, Diagnostics, Pos};
@@ -18,6 +20,8 @@ pub(crate) struct Cx<'f> {
     pub base: PathBuf,
     pub check_secrets: bool,
     pub diags: Diagnostics,
+    /// Keys that were valid but that no decoder read (see `Map`'s `Drop`).
+    pub unread: Rc<RefCell<Vec<(Pos, String)>>>,
 }
 
 impl Cx<'_> {
@@ -60,6 +64,22 @@ pub(crate) struct Map<'n> {
     pub at: Pos,
     fields: Vec<&'static Field>,
     entries: Vec<&'n Entry>,
+    /// Keys a decoder asked for; a key present in the file but never asked
+    /// for would be silently ignored, so `Drop` reports it.
+    read: RefCell<Vec<&'static str>>,
+    unread: Rc<RefCell<Vec<(Pos, String)>>>,
+}
+
+impl Drop for Map<'_> {
+    fn drop(&mut self) {
+        let read = self.read.borrow();
+        let mut unread = self.unread.borrow_mut();
+        for e in &self.entries {
+            if !read.contains(&e.key.as_str()) {
+                unread.push((e.key_pos, e.key.clone()));
+            }
+        }
+    }
 }
 
 /// Opens `node` as a mapping with `fields`. `what` names it in messages
@@ -121,6 +141,8 @@ pub(crate) fn open<'n>(
         at,
         fields,
         entries: known,
+        read: RefCell::new(Vec::new()),
+        unread: cx.unread.clone(),
     })
 }
 
@@ -133,6 +155,9 @@ impl<'n> Map<'n> {
             field.is_some_and(|f| ty(&f.ty)),
             "decoder reads `{key}` with a type the spec does not give it"
         );
+        if let Some(f) = field {
+            self.read.borrow_mut().push(f.name);
+        }
         self.entries.iter().copied().find(|e| e.key == key)
     }
 

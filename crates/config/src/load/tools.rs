@@ -92,6 +92,7 @@ fn tool(cx: &mut Cx, name: &str, node: &Node, at: Pos) -> Option<Tool> {
             })
     };
     let m = open(cx, node, at, &what, keys, &elsewhere)?;
+    m.entry("kind", |t| matches!(t, spec::Ty::Enum(_))); // read above, from the raw mapping
     let description = m.string(cx, "description");
     let approval = match m.choice(cx, "approval") {
         Some("required") => Approval::Required,
