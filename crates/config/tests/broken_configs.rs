@@ -1007,3 +1007,20 @@ agents:
         ],
     );
 }
+
+#[test]
+fn empty_filesystem_entries_and_duplicate_credentials() {
+    expect(
+        r#"version: 1
+sandbox:
+  filesystem: { deny_read: [""] }
+credentials:
+  - { host: api.github.com, header: Authorization, value: "Bearer ${env:A}" }
+  - { host: api.github.com, header: authorization, value: "Bearer ${env:B}" }
+"#,
+        &[
+            (3, 29, "an empty value"),
+            (6, 5, "a second credential for host `api.github.com` and header `authorization` (the first is entry 1)"),
+        ],
+    );
+}

@@ -49,6 +49,7 @@ pub(crate) fn config(cx: &mut Cx, root: &Node) -> Option<Config> {
             cx.guarded(n.pos, "a credential", |cx| credential(cx, n))
         })
         .unwrap_or_default();
+    duplicate_credentials(cx, &m, &credentials);
     let (tools, declared) = tools::tools(cx, &m);
     let agents = agents::agents(cx, &m, &tools, &declared);
     let audit = sub(cx, &m, "audit", audit);
@@ -113,7 +114,7 @@ fn filesystem(cx: &mut Cx, node: &Node, at: super::diag::Pos) -> Option<Filesyst
         fields(&spec::FILESYSTEM),
         &|_| None,
     )?;
-    let strings = |cx: &mut Cx, key| m.list(cx, key, read::string).unwrap_or_default();
+    let strings = |cx: &mut Cx, key| m.list(cx, key, read::name).unwrap_or_default();
     Some(Filesystem {
         deny_read: strings(cx, "deny_read"),
         allow_write: strings(cx, "allow_write"),
@@ -257,6 +258,32 @@ fn version(cx: &mut Cx, m: &Map) -> Option<u32> {
                 "write `version: 1`",
             );
             None
+        }
+    }
+}
+
+/// Two credentials for the same host and header would make the injected
+/// value depend on rule order.
+fn duplicate_credentials(cx: &mut Cx, m: &Map, creds: &[Credential]) {
+    let Some(super::yaml::Value::Seq(items)) = m.node("credentials", |_| true).map(|n| &n.value)
+    else {
+        return;
+    };
+    for (i, c) in creds.iter().enumerate() {
+        let first = creds[..i]
+            .iter()
+            .position(|p| p.host == c.host && p.header.eq_ignore_ascii_case(&c.header));
+        if let (Some(first), Some(node)) = (first, items.get(i)) {
+            cx.err(
+                node.pos,
+                format!(
+                    "a second credential for host `{}` and header `{}` (the first is entry {})",
+                    c.host,
+                    c.header,
+                    first + 1
+                ),
+                "keep one credential per host and header",
+            );
         }
     }
 }

@@ -272,11 +272,19 @@ pub(crate) fn string(cx: &mut Cx, node: &Node) -> Option<String> {
 /// A string that names something (no empty names, no surrounding spaces).
 pub(crate) fn name(cx: &mut Cx, node: &Node) -> Option<String> {
     let s = string(cx, node)?;
-    if s.trim().is_empty() || s.trim() != s {
+    if s.trim().is_empty() {
         cx.err(
             node.pos,
-            format!("`{s}` is not a usable name"),
-            "write a name without surrounding spaces",
+            "an empty value",
+            "write a value here, or remove the entry",
+        );
+        return None;
+    }
+    if s.trim() != s {
+        cx.err(
+            node.pos,
+            format!("`{s}` has leading or trailing spaces"),
+            "remove the spaces (quote the value if it must contain them inside)",
         );
         return None;
     }
@@ -315,8 +323,8 @@ pub(crate) fn int(cx: &mut Cx, node: &Node, min: u64, max: u64) -> Option<u64> {
 
 pub(crate) fn boolean(cx: &mut Cx, node: &Node) -> Option<bool> {
     match scalar(cx, node, "`true` or `false`")? {
-        ("true", true) => Some(true),
-        ("false", true) => Some(false),
+        ("true" | "True" | "TRUE", true) => Some(true),
+        ("false" | "False" | "FALSE", true) => Some(false),
         _ => {
             cx.wrong_type(node, "`true` or `false`");
             None
