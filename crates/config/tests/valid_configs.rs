@@ -367,3 +367,15 @@ fn every_key_of_the_spec_loads_and_is_applied() {
     assert_eq!(k.proxy.as_deref(), Some("http://proxy.example.com:3128/"));
     assert_eq!(c.worker.unwrap().concurrency, 4);
 }
+
+#[test]
+fn an_unreadable_file_is_one_error_without_a_position() {
+    let d = load_file(std::path::Path::new("/nonexistent/airlock.yaml")).unwrap_err();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d.items[0].line, d.items[0].column), (0, 0));
+    assert!(
+        d.to_string()
+            .starts_with("/nonexistent/airlock.yaml: error: cannot read the file: "),
+        "{d}"
+    );
+}

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// A 1-based line and column (columns count characters, not bytes).
+/// A 1-based line and column (columns count characters, not bytes); line 0
+/// means the problem is with the file as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Pos {
     pub line: usize,
@@ -70,11 +71,16 @@ impl Diagnostics {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: error: {}",
-            self.file, self.line, self.column, self.message
-        )?;
+        if self.line == 0 {
+            // Not about a place in the file (it could not be read at all).
+            write!(f, "{}: error: {}", self.file, self.message)?;
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: error: {}",
+                self.file, self.line, self.column, self.message
+            )?;
+        }
         if !self.help.is_empty() {
             write!(f, "\n  help: {}", self.help)?;
         }
