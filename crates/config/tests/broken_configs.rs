@@ -1024,3 +1024,45 @@ credentials:
         ],
     );
 }
+
+/// Every truncation, every deleted line and every line with its first `:`
+/// removed, every line dedented, of the example: the loader never
+/// panics, and every error points inside the file.
+#[test]
+fn mutations_never_panic_and_errors_point_into_the_file() {
+    let src = airlock_config::EXAMPLE;
+    let lines: Vec<&str> = src.lines().collect();
+    let mut variants: Vec<String> = Vec::new();
+    for (i, _) in src.char_indices().step_by(3) {
+        variants.push(src[..i].to_string());
+    }
+    for i in 0..lines.len() {
+        let mut v = lines.clone();
+        v.remove(i);
+        variants.push(v.join("\n"));
+        let mut v = lines.clone();
+        let no_colon = v[i].replacen(':', " ", 1);
+        v[i] = &no_colon;
+        variants.push(v.join("\n"));
+        let mut v = lines.clone();
+        let dedent = v[i].trim_start().to_string();
+        v[i] = &dedent;
+        variants.push(v.join("\n"));
+    }
+    let mut errors = 0;
+    for v in &variants {
+        if let Err(d) = load_str(v, "airlock.yaml") {
+            assert!(!d.is_empty());
+            let n = v.lines().count().max(1);
+            for e in &d.items {
+                assert!(
+                    e.line >= 1 && e.line <= n + 1 && e.column >= 1,
+                    "{e} is outside the file:\n{v}"
+                );
+                assert!(!e.message.is_empty() && !e.help.is_empty(), "{e}");
+            }
+            errors += 1;
+        }
+    }
+    assert!(errors > variants.len() / 2, "most mutations must be caught");
+}
