@@ -1,0 +1,269 @@
+//! Streamable HTTP: `/mcp` (rmcp's service behind our Origin check and
+//! Bearer authentication), `/healthz` and `/metrics`.
+//!
+//! rmcp serves both protocol generations per request: 2025-11-25 with
+//! `initialize` and `Mcp-Session-Id`, and stateless 2026-07-28 with its
+//! `MCP-Protocol-Version` / `Mcp-Method` / `Mcp-Name` headers checked against
+//! the body. What it leaves to us: who the caller is (401 without a known
+//! key, before any MCP processing, so no tool list leaks), Origin (403),
+//! and the operational endpoints.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+
+use crate::auth::bearer;
+use crate::handler::{Caller, Handler};
+use crate::state::Shared;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// HTTP settings that are not part of the policy file.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `Host` values accepted on `/mcp` (names or `name:port`). Loopback
+    /// names by default; behind the tunnel the connector sends the route's
+    /// own authority, so loopback suffices there too.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call (`scheme://host[:port]`); a request
+    /// with any other `Origin` gets 403. Requests without `Origin` (every
+    /// non-browser client) are not affected.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body, bytes (413 beyond).
+    pub max_body: usize,
+    /// Bearer key `/metrics` requires; `None` serves metrics to anyone who
+    /// can reach the listener.
+    pub metrics_key: Option<String>,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            allowed_hosts: vec![
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "::1".into(),
+                "[::1]".into(),
+            ],
+            allowed_origins: Vec::new(),
+            max_body: 4 << 20,
+            metrics_key: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(body.as_bytes())).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    let o = origin.trim_end_matches('/');
+    allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+}
+
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    mcp: StreamableHttpService<Handler, LocalSessionManager>,
+    opts: Arc<HttpOptions>,
+}
+
+impl App {
+    async fn handle(mut self, mut req: Request<Incoming>) -> Response<Body> {
+        match req.uri().path() {
+            "/healthz" => return text(StatusCode::OK, "ok\n"),
+            "/metrics" => {
+                if let Some(want) = &self.opts.metrics_key {
+                    let got = req
+                        .headers()
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| bearer(v.as_bytes()));
+                    let ok = got.is_some_and(|g| {
+                        crate::auth::sha256(g.as_bytes()) == crate::auth::sha256(want.as_bytes())
+                    });
+                    if !ok {
+                        return text(StatusCode::UNAUTHORIZED, "metrics need the metrics key\n");
+                    }
+                }
+                return Response::builder()
+                    .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                    .body(Full::new(Bytes::from(self.shared.metrics.render())).boxed())
+                    .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "metrics\n"));
+            }
+            "/mcp" => {}
+            _ => {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    "not found: the MCP endpoint is /mcp\n",
+                )
+            }
+        }
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let ok = origin
+                .to_str()
+                .is_ok_and(|o| origin_allowed(o, &self.opts.allowed_origins));
+            if !ok {
+                self.shared.metrics.http_rejected(403);
+                return text(StatusCode::FORBIDDEN, "origin not allowed\n");
+            }
+        }
+        let snap = self.shared.snapshot();
+        let agent = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| bearer(v.as_bytes()))
+            .and_then(|k| snap.keys.agent_for(k))
+            .map(str::to_string);
+        let Some(agent) = agent else {
+            self.shared.metrics.auth_failure();
+            self.shared.metrics.http_rejected(401);
+            let mut r = text(
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown agent key: send Authorization: Bearer <key>\n",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer realm=\"airlock\""),
+            );
+            return r;
+        };
+        drop(snap);
+        req.extensions_mut().insert(Caller { agent });
+        match self.mcp.call(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A running HTTP server.
+pub struct HttpServer {
+    pub local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Starts serving on `listener`.
+    pub fn start(
+        shared: Arc<Shared>,
+        listener: TcpListener,
+        opts: HttpOptions,
+    ) -> std::io::Result<HttpServer> {
+        let local_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let mcp_ct = shutdown.child_token();
+        let config = StreamableHttpServerConfig::default()
+            .with_allowed_hosts(opts.allowed_hosts.clone())
+            .with_max_request_body_bytes(opts.max_body)
+            .with_cancellation_token(mcp_ct);
+        let factory_shared = shared.clone();
+        let mcp = StreamableHttpService::new(
+            move || Ok(Handler::http(factory_shared.clone())),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        let app = App {
+            shared,
+            mcp,
+            opts: Arc::new(opts),
+        };
+        let task = tokio::spawn(accept_loop(listener, app, shutdown.clone()));
+        Ok(HttpServer {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting, ends open streams, waits for in-flight requests up
+    /// to the grace period.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Resolves when the server stops on its own (it only stops on
+    /// shutdown).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, app: App, shutdown: CancellationToken) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and the like: back off instead of spinning.
+                    tracing::warn!(target: "airlock::mcp", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(req).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(target: "airlock::mcp", error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let grace = app.opts.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(target: "airlock::mcp", "shutdown grace period over; dropping the remaining connections");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn origins_match_exactly() {
+        let allowed = vec!["https://app.example.com".to_string()];
+        assert!(origin_allowed("https://app.example.com", &allowed));
+        assert!(origin_allowed("https://APP.example.com/", &allowed));
+        assert!(!origin_allowed("https://app.example.com.evil", &allowed));
+        assert!(!origin_allowed("http://app.example.com", &allowed));
+        assert!(!origin_allowed("null", &allowed));
+        assert!(!origin_allowed("https://app.example.com", &[]));
+    }
+}

@@ -1,0 +1,24 @@
+//! airlock-mcp: the policy-enforcing MCP server.
+//!
+//! Every `tools/call` goes: canonicalise (the tool validates and normalises
+//! its arguments) → decide (the pure policy) → approval (for tools that need
+//! one) → call → audit. Over HTTP the caller is the agent its Bearer key
+//! names; over stdio the agent is fixed by the operator.
+
+pub mod audit;
+pub mod auth;
+mod call;
+mod handler;
+pub mod http;
+pub mod metrics;
+pub mod state;
+pub mod stdio;
+pub mod tools;
+
+pub use audit::{AuditSink, CallRecord, TracingAudit};
+pub use call::INTENT_META_KEY;
+pub use handler::Caller;
+pub use http::{HttpOptions, HttpServer};
+pub use state::{BuildError, Shared, SharedOptions, Snapshot};
+pub use stdio::serve_stdio;
+pub use tools::{CallCtx, Catalog, Catalogs, Declared, Output, Served};

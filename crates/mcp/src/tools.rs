@@ -1,0 +1,78 @@
+//! How the server sees a tool: built once per declared tool by a
+//! [`Catalog`], then served to each agent with that agent's constraint
+//! applied. The declared kinds (git, postgres, http) come from
+//! `airlock-tools`; the agent toolset plugs in through the same traits.
+
+use std::sync::Arc;
+
+use airlock_config::{Constraint, Tool};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// Who is calling, on which channel, and how to stop.
+#[derive(Debug, Clone)]
+pub struct CallCtx {
+    pub agent: String,
+    /// The MCP session (2025-11-25 `Mcp-Session-Id`, or the stdio
+    /// connection); `None` for stateless 2026-07-28 requests.
+    pub session: Option<String>,
+    /// Cancelled when the client cancels or goes away.
+    pub cancel: CancellationToken,
+}
+
+/// What a call produced. `is_error` results are tool errors the model sees.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub text: String,
+    pub structured: Option<Value>,
+    pub is_error: bool,
+}
+
+/// One tool as one agent sees it: schema, canonicaliser and call, with the
+/// agent's effective limits already applied.
+#[async_trait::async_trait]
+pub trait Served: Send + Sync {
+    /// JSON Schema of the arguments, for tools/list.
+    fn input_schema(&self) -> Value;
+    /// Validates and normalises the arguments before the decision; the
+    /// error is shown to the model, so it says what to fix.
+    fn canonicalize(&self, args: &Value) -> Result<Value, String>;
+    /// Runs the call. `Err` is a failure of the tool (shown to the model as
+    /// a tool error and audited as failed).
+    async fn call(&self, ctx: &CallCtx, args: Value) -> Result<Output, String>;
+}
+
+/// A declared tool, shared by every agent allowed to call it (connection
+/// pools and the like live here).
+pub trait Declared: Send + Sync {
+    /// The tool narrowed by one agent's constraint.
+    fn serve(
+        &self,
+        tool: &Tool,
+        constraint: Option<&Constraint>,
+    ) -> Result<Arc<dyn Served>, String>;
+}
+
+/// Builds declared tools from their config.
+pub trait Catalog: Send + Sync {
+    /// `Ok(None)` means this catalog does not know the kind.
+    fn build(&self, name: &str, tool: &Tool) -> Result<Option<Arc<dyn Declared>>, String>;
+}
+
+/// Tries each catalog in turn; a kind no catalog builds is a config error
+/// (fail closed: a declared tool the server cannot run is never listed).
+pub struct Catalogs(pub Vec<Arc<dyn Catalog>>);
+
+impl Catalogs {
+    pub fn build(&self, name: &str, tool: &Tool) -> Result<Arc<dyn Declared>, String> {
+        for c in &self.0 {
+            if let Some(d) = c.build(name, tool)? {
+                return Ok(d);
+            }
+        }
+        Err(format!(
+            "tools.{name}: kind `{}` is not available in this build",
+            tool.kind.name()
+        ))
+    }
+}
