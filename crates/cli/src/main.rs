@@ -42,6 +42,10 @@ enum Command {
     Key(cmd::key::Args),
     /// Run the egress proxy on its own (HTTP, CONNECT, SOCKS5; see docs/egress.md).
     Proxy(cmd::proxy::Args),
+    /// Serve the declared tools over MCP under the policy (stdio or Streamable HTTP; see docs/mcp.md).
+    Mcp(cmd::mcp::Args),
+    /// Approve one exact tool call that asked for approval.
+    Approve(cmd::approve::Args),
     /// Quick start on one machine: gateway, connector and an agent key on localhost.
     Up(cmd::up::Args),
 }
@@ -58,6 +62,8 @@ fn main() -> ExitCode {
         Command::Key(args) => cmd::key::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::Mcp(args) => cmd::mcp::run(args),
+        Command::Approve(args) => cmd::approve::run(args),
     };
     match result {
         Ok(code) => code,

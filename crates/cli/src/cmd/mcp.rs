@@ -1,0 +1,163 @@
+//! `airlock mcp`: the policy-enforcing MCP server (see docs/mcp.md).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use airlock_config::{Approval, Config, Secret};
+use airlock_mcp::{Catalogs, HttpOptions, HttpServer, Shared, SharedOptions, TracingAudit};
+use anyhow::{anyhow, bail, Context};
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "HTTP clients authenticate with `Authorization: Bearer KEY`; agents.NAME.keys maps keys to agents.\n\
+SIGHUP reloads the config file; a file that does not load or compile leaves the running policy in place.\n\
+See docs/mcp.md."
+)]
+#[command(group(clap::ArgGroup::new("transport").required(true).args(["stdio", "listen"])))]
+pub struct Args {
+    /// The airlock.yaml holding tools and agents.
+    #[arg(long)]
+    config: PathBuf,
+    /// Serve MCP on stdin/stdout for the agent named by --agent.
+    #[arg(long, requires = "agent")]
+    stdio: bool,
+    /// The agent a stdio session acts as.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Serve Streamable HTTP on ADDR:PORT (endpoint /mcp, plus /healthz and /metrics).
+    #[arg(long, conflicts_with = "agent")]
+    listen: Option<String>,
+    /// Approval state file shared with `airlock approve`.
+    #[arg(long, env = "AIRLOCK_APPROVALS")]
+    approvals: Option<PathBuf>,
+    /// Host header accepted on /mcp besides localhost, 127.0.0.1 and ::1 (repeatable).
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Browser Origin allowed to call /mcp, like `https://app.example.com` (repeatable).
+    /// Requests with any other Origin get 403; requests without one are unaffected.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body: usize,
+    /// Secret reference (`${env:NAME}` or `${file:/path}`) of the Bearer key /metrics requires.
+    #[arg(long)]
+    metrics_key: Option<String>,
+}
+
+/// The approval file: the flag, else `$AIRLOCK_STATE_DIR/approvals.db`,
+/// else `/var/lib/airlock/approvals.db`.
+pub fn approvals_path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    let dir = std::env::var_os("AIRLOCK_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/airlock"));
+    dir.join("approvals.db")
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    airlock_config::load_file(path).map_err(|d| anyhow!("{}:\n{d}", path.display()))
+}
+
+/// The tool kinds this binary can serve.
+fn catalogs() -> Catalogs {
+    Catalogs(Vec::new())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = load(&args.config)?;
+    let needs_approvals = config
+        .tools
+        .values()
+        .any(|t| t.approval == Approval::Required);
+    let approvals = (needs_approvals || args.approvals.is_some())
+        .then(|| approvals_path(args.approvals.as_deref()));
+    let shared = Shared::new(
+        &config,
+        catalogs(),
+        SharedOptions {
+            approvals,
+            audit: Arc::new(TracingAudit),
+        },
+    )
+    .map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        spawn_reload(shared.clone(), args.config.clone())?;
+        if args.stdio {
+            let agent = args.agent.as_deref().unwrap_or_default();
+            airlock_mcp::serve_stdio(shared, agent).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let listen = args.listen.as_deref().unwrap_or_default();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("--listen {listen}: cannot bind"))?;
+        let mut allowed_hosts = HttpOptions::default().allowed_hosts;
+        allowed_hosts.extend(args.allowed_hosts.iter().cloned());
+        let metrics_key = match &args.metrics_key {
+            None => None,
+            Some(r) => {
+                let s = Secret::parse(r).map_err(|e| anyhow!("--metrics-key: {e}"))?;
+                if !s.has_refs() {
+                    bail!("--metrics-key: write a reference like ${{env:NAME}}, not the key itself");
+                }
+                let v = s.resolve().map_err(|e| anyhow!("--metrics-key: {e}"))?;
+                Some(v.expose().to_string())
+            }
+        };
+        let opts = HttpOptions {
+            allowed_hosts,
+            allowed_origins: args.allowed_origins.clone(),
+            max_body: args.max_body,
+            metrics_key,
+            ..HttpOptions::default()
+        };
+        let server = HttpServer::start(shared, listener, opts)?;
+        // The bound address on stdout, for scripts and tests using port 0.
+        println!("listening on http://{}/mcp", server.local_addr);
+        tracing::info!(target: "airlock::mcp", addr = %server.local_addr, "serving MCP over Streamable HTTP");
+        wait_for_stop().await;
+        tracing::info!(target: "airlock::mcp", "shutting down");
+        server.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// SIGHUP: load, compile and swap the whole policy, or keep the old one.
+fn spawn_reload(shared: Arc<Shared>, path: PathBuf) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let result = load(&path).and_then(|c| shared.reload(&c).map_err(anyhow::Error::from));
+            match result {
+                Ok(()) => {
+                    tracing::info!(target: "airlock::mcp", file = %path.display(), "config reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(target: "airlock::mcp", file = %path.display(), error = %format!("{e:#}"), "reload refused; the previous policy stays in force")
+                }
+            }
+        }
+    });
+    Ok(())
+}
