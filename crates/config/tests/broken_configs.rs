@@ -1066,3 +1066,27 @@ fn mutations_never_panic_and_errors_point_into_the_file() {
     }
     assert!(errors > variants.len() / 2, "most mutations must be caught");
 }
+
+#[test]
+fn merge_keys_are_refused_with_a_reason() {
+    let src = "version: 1\nx: &d { timeout: 5s }\ntools:\n  bash: { kind: agent.bash, <<: *d }\n";
+    let d = load_str(src, "airlock.yaml").unwrap_err();
+    let got: Vec<_> = d
+        .items
+        .iter()
+        .map(|d| (d.line, d.column, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, 1, "unknown key `x` in the top level"),
+            (4, 29, "unknown key `<<` in tool `bash`"),
+        ]
+    );
+    assert!(
+        d.items[1]
+            .help
+            .starts_with("YAML merge keys are not supported"),
+        "{d}"
+    );
+}

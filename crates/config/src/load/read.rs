@@ -120,6 +120,9 @@ pub(crate) fn open<'n>(
         ) {
             (Some(s), _) => format!("did you mean `{s}`? valid keys in {what}: {valid}"),
             (None, Some(note)) => format!("{note}; valid keys in {what}: {valid}"),
+            (None, None) if e.key == "<<" => format!(
+                "YAML merge keys are not supported; write the keys out. Valid keys in {what}: {valid}"
+            ),
             (None, None) => format!("valid keys in {what}: {valid}"),
         };
         cx.err(

@@ -220,9 +220,6 @@ fn route(cx: &mut Cx, name: &str, node: &Node, at: Pos) -> Option<Route> {
                 );
                 return None;
             }
-            if let Value::Scalar { .. } = node.value {
-                return None;
-            }
             Some(Route::Stdio { command: items })
         }
         _ => Some(Route::Builtin {
