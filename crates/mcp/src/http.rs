@@ -178,6 +178,8 @@ impl HttpServer {
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(opts.allowed_hosts.clone())
             .with_max_request_body_bytes(opts.max_body)
+            // Plain JSON for simple replies (SSE only when a tool streams progress).
+            .with_json_response(true)
             .with_cancellation_token(mcp_ct);
         let factory_shared = shared.clone();
         let mcp = StreamableHttpService::new(
