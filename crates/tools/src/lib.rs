@@ -17,6 +17,7 @@
 mod args;
 mod error;
 pub mod git;
+pub mod http;
 mod limits;
 
 use airlock_config::{Tool, ToolKind};
@@ -94,7 +95,8 @@ pub fn build_tool(name: &str, tool: &Tool) -> Result<Option<Box<dyn ToolImpl>>, 
         ToolKind::GitReadFile(c) => Box::new(git::GitTool::new(name, git::GitOp::ReadFile, c)),
         ToolKind::GitListFiles(c) => Box::new(git::GitTool::new(name, git::GitOp::ListFiles, c)),
         ToolKind::GitLog(c) => Box::new(git::GitTool::new(name, git::GitOp::Log, c)),
-        ToolKind::PostgresQuery(_) | ToolKind::HttpRequest(_) => {
+        ToolKind::HttpRequest(c) => Box::new(http::HttpTool::new(name, c)?),
+        ToolKind::PostgresQuery(_) => {
             return Err(ToolError::Config(format!(
                 "tools.{name}: kind `{}` is not available in this build",
                 tool.kind.name()
