@@ -19,6 +19,7 @@ mod error;
 pub mod git;
 pub mod http;
 mod limits;
+pub mod postgres;
 
 use airlock_config::{Tool, ToolKind};
 use serde_json::Value;
@@ -96,12 +97,7 @@ pub fn build_tool(name: &str, tool: &Tool) -> Result<Option<Box<dyn ToolImpl>>, 
         ToolKind::GitListFiles(c) => Box::new(git::GitTool::new(name, git::GitOp::ListFiles, c)),
         ToolKind::GitLog(c) => Box::new(git::GitTool::new(name, git::GitOp::Log, c)),
         ToolKind::HttpRequest(c) => Box::new(http::HttpTool::new(name, c)?),
-        ToolKind::PostgresQuery(_) => {
-            return Err(ToolError::Config(format!(
-                "tools.{name}: kind `{}` is not available in this build",
-                tool.kind.name()
-            )))
-        }
+        ToolKind::PostgresQuery(c) => Box::new(postgres::PostgresTool::new(name, c)?),
         ToolKind::AgentBash(_)
         | ToolKind::AgentRead(_)
         | ToolKind::AgentWrite(_)
