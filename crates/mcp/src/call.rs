@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{summarize, CallRecord};
 use crate::handler::Who;
 use crate::state::Shared;
-use crate::tools::CallCtx;
+use crate::tools::{ArgError, CallCtx};
 
 /// The `_meta` key a client puts its stated intent under.
 pub const INTENT_META_KEY: &str = "airlock/intent";
@@ -85,7 +85,7 @@ pub(crate) async fn run(
 
     let canonical = match entry.served.canonicalize(&raw_args) {
         Ok(c) => c,
-        Err(e) => {
+        Err(ArgError::Invalid(e)) => {
             rec.args = raw_args;
             rec.decision = "invalid";
             rec.status = "invalid";
@@ -96,6 +96,12 @@ pub(crate) async fn run(
                 "invalid",
                 tool_error(format!("invalid arguments: {e}")),
             );
+        }
+        Err(ArgError::Denied(e)) => {
+            rec.args = raw_args;
+            rec.rule = format!("tools.{tool}");
+            rec.summary = e.clone();
+            return finish(rec, "denied", tool_error(format!("denied: {e}")));
         }
     };
     rec.args = canonical.clone();

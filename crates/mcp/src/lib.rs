@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 mod call;
+pub mod declared;
 mod handler;
 pub mod http;
 pub mod metrics;
@@ -21,4 +22,4 @@ pub use handler::Caller;
 pub use http::{HttpOptions, HttpServer};
 pub use state::{BuildError, Shared, SharedOptions, Snapshot};
 pub use stdio::serve_stdio;
-pub use tools::{CallCtx, Catalog, Catalogs, Declared, Output, Served};
+pub use tools::{ArgError, CallCtx, Catalog, Catalogs, Declared, Output, Served};

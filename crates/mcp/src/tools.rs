@@ -28,6 +28,16 @@ pub struct Output {
     pub is_error: bool,
 }
 
+/// Why arguments were refused before the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgError {
+    /// Not what the schema asks for: fix and retry.
+    Invalid(String),
+    /// Well-formed but outside what the tool may do (a path escaping its
+    /// root, a route not on the list): audited as a denial.
+    Denied(String),
+}
+
 /// One tool as one agent sees it: schema, canonicaliser and call, with the
 /// agent's effective limits already applied.
 #[async_trait::async_trait]
@@ -36,7 +46,7 @@ pub trait Served: Send + Sync {
     fn input_schema(&self) -> Value;
     /// Validates and normalises the arguments before the decision; the
     /// error is shown to the model, so it says what to fix.
-    fn canonicalize(&self, args: &Value) -> Result<Value, String>;
+    fn canonicalize(&self, args: &Value) -> Result<Value, ArgError>;
     /// Runs the call. `Err` is a failure of the tool (shown to the model as
     /// a tool error and audited as failed).
     async fn call(&self, ctx: &CallCtx, args: Value) -> Result<Output, String>;

@@ -119,8 +119,25 @@ async fn each_agent_lists_and_calls_only_its_tools_legacy_session() {
         assert!(result_text(&r).starts_with("invalid arguments:"), "{r}");
     }
 
+    // Well-formed but refused by the tool itself: a denial, not a schema error.
+    let r = session_call(
+        t.addr,
+        KEY_CI,
+        &sid,
+        7,
+        "tools/call",
+        json!({"name":"echo","arguments":{"text":"../etc"}}),
+    )
+    .await
+    .rpc();
+    assert!(result_text(&r).starts_with("denied: `..`"), "{r}");
+
     let recs = t.audit.0.lock().unwrap().clone();
-    assert_eq!(recs.len(), 7);
+    assert_eq!(recs.len(), 8);
+    assert_eq!(
+        (recs[7].decision, recs[7].status, recs[7].rule.as_str()),
+        ("deny", "denied", "tools.echo")
+    );
     assert_eq!(recs[0].intent.as_deref(), Some("say hi"));
     assert_eq!(recs[0].session.as_deref(), Some(sid.as_str()));
     assert_eq!((recs[0].decision, recs[0].status), ("allow", "ok"));

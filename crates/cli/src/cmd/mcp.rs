@@ -64,7 +64,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 
 /// The tool kinds this binary can serve.
 fn catalogs() -> Catalogs {
-    Catalogs(Vec::new())
+    Catalogs(vec![Arc::new(airlock_mcp::declared::DeclaredTools)])
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

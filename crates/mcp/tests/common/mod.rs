@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use airlock_config::{Config, Constraint, Tool};
 use airlock_mcp::{
-    AuditSink, CallCtx, CallRecord, Catalog, Catalogs, Declared, HttpOptions, HttpServer, Output,
-    Served, Shared, SharedOptions,
+    ArgError, AuditSink, CallCtx, CallRecord, Catalog, Catalogs, Declared, HttpOptions, HttpServer,
+    Output, Served, Shared, SharedOptions,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -92,17 +92,23 @@ impl Served for Echo {
             "additionalProperties": false
         })
     }
-    fn canonicalize(&self, args: &Value) -> Result<Value, String> {
-        let obj = args.as_object().ok_or("arguments must be an object")?;
+    fn canonicalize(&self, args: &Value) -> Result<Value, ArgError> {
+        let invalid = |m: &str| ArgError::Invalid(m.to_string());
+        let obj = args
+            .as_object()
+            .ok_or_else(|| invalid("arguments must be an object"))?;
         if let Some(k) = obj.keys().find(|k| *k != "text") {
-            return Err(format!("unknown argument `{k}`"));
+            return Err(ArgError::Invalid(format!("unknown argument `{k}`")));
         }
         let text = obj
             .get("text")
             .and_then(Value::as_str)
-            .ok_or("`text` (string) is required")?;
+            .ok_or_else(|| invalid("`text` (string) is required"))?;
         if text.len() > 1000 {
-            return Err("`text` is longer than 1000 bytes".into());
+            return Err(invalid("`text` is longer than 1000 bytes"));
+        }
+        if text.contains("..") {
+            return Err(ArgError::Denied("`..` is not allowed".into()));
         }
         Ok(json!({ "text": text }))
     }
