@@ -72,10 +72,7 @@ impl Limits {
                     .cloned()
                     .collect();
                 l.timeout = min_dur(h.timeout, c.timeout);
-                l.max_response_size = min_u64(
-                    h.max_response_size.bytes(),
-                    c.max_bytes.or(c.max_output).map(|b| b.bytes()),
-                );
+                l.max_response_size = h.max_response_size.bytes();
             }
             _ => {
                 l.timeout = c.timeout.unwrap_or(Duration::ZERO);
