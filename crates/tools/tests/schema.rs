@@ -63,7 +63,10 @@ fn validate(cases: &[(Value, Value)]) -> Vec<bool> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn tools() -> Vec<(Tool, Option<Constraint>, Vec<(Value, Expect)>)> {
+/// A tool, the agent's constraint, and argument samples with their verdicts.
+type Case = (Tool, Option<Constraint>, Vec<(Value, Expect)>);
+
+fn tools() -> Vec<Case> {
     let mut repos = BTreeMap::new();
     repos.insert("svc".to_string(), "/nonexistent/svc.git".into());
     repos.insert("docs".to_string(), "/nonexistent/docs".into());
