@@ -46,9 +46,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn build(config: &Config, catalogs: &Catalogs) -> Result<Snapshot, BuildError> {
+    /// `with_keys` resolves the agents' HTTP keys; stdio has no use for
+    /// them, so it does not need their secrets to be present.
+    pub fn build(
+        config: &Config,
+        catalogs: &Catalogs,
+        with_keys: bool,
+    ) -> Result<Snapshot, BuildError> {
         let policy = Policy::compile(config)?;
-        let keys = KeyTable::from_config(config)?;
+        let keys = if with_keys {
+            KeyTable::from_config(config)?
+        } else {
+            KeyTable::default()
+        };
         let mut declared_impls = HashMap::new();
         let mut entries: HashMap<String, HashMap<String, Entry>> = HashMap::new();
         let mut listings = HashMap::new();
@@ -124,6 +134,7 @@ fn default_description(kind: &str) -> String {
 pub struct Shared {
     current: ArcSwap<Snapshot>,
     catalogs: Catalogs,
+    http_keys: bool,
     pub approvals: Option<ApprovalStore>,
     pub audit: Arc<dyn AuditSink>,
     pub metrics: Metrics,
@@ -135,6 +146,8 @@ pub struct SharedOptions {
     /// always refused.
     pub approvals: Option<PathBuf>,
     pub audit: Arc<dyn AuditSink>,
+    /// Resolve agent keys (HTTP). stdio sets this false.
+    pub http_keys: bool,
 }
 
 impl Shared {
@@ -143,7 +156,7 @@ impl Shared {
         catalogs: Catalogs,
         opts: SharedOptions,
     ) -> Result<Arc<Shared>, Box<dyn std::error::Error + Send + Sync>> {
-        let snapshot = Snapshot::build(config, &catalogs)?;
+        let snapshot = Snapshot::build(config, &catalogs, opts.http_keys)?;
         let approvals = match &opts.approvals {
             Some(p) => Some(ApprovalStore::open(p)?),
             None => None,
@@ -151,6 +164,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             current: ArcSwap::from_pointee(snapshot),
             catalogs,
+            http_keys: opts.http_keys,
             approvals,
             audit: opts.audit,
             metrics: Metrics::default(),
@@ -163,7 +177,7 @@ impl Shared {
 
     /// Builds a new snapshot and swaps it in; on any error the old one stays.
     pub fn reload(&self, config: &Config) -> Result<(), BuildError> {
-        match Snapshot::build(config, &self.catalogs) {
+        match Snapshot::build(config, &self.catalogs, self.http_keys) {
             Ok(s) => {
                 self.current.store(Arc::new(s));
                 self.metrics.reload(true);

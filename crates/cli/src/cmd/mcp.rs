@@ -81,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         SharedOptions {
             approvals,
             audit: Arc::new(TracingAudit),
+            http_keys: !args.stdio,
         },
     )
     .map_err(|e| anyhow!("{}: {e}", args.config.display()))?;

@@ -158,6 +158,7 @@ pub async fn start(env: &str, opts: HttpOptions) -> TestServer {
         SharedOptions {
             approvals: Some(dir.path().join("approvals.db")),
             audit: audit.clone(),
+            http_keys: true,
         },
     )
     .expect("server state builds");

@@ -1,0 +1,503 @@
+//! `airlock mcp` and `airlock approve` as real processes, with a real git
+//! repository behind `git.read_file`, driven by the official MCP SDK
+//! clients over stdio and Streamable HTTP, and by raw HTTP for the attacks
+//! (no key, another agent's tool, traversal, approval bypass, SIGHUP reload).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const KEY_CI: &str = "cli-ci-key-0123456789";
+const KEY_REV: &str = "cli-reviewer-key-0123456789";
+
+fn sdk_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mcp/tests/sdk")
+}
+
+fn require(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var_os("AIRLOCK_REQUIRE_SDKS").is_some() {
+        panic!("{what} is required under AIRLOCK_REQUIRE_SDKS (run scripts/setup.sh)");
+    }
+    eprintln!("skipped: {what} not installed");
+    false
+}
+
+fn python_sdk() -> bool {
+    Command::new("python3")
+        .args(["-c", "import mcp, httpx2"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "git {args:?}");
+}
+
+/// A repository, a config using it, and env for the keys.
+struct Fixture {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn config_text(repo: &Path, with_ci_key: bool, approval: bool) -> String {
+    let ci_keys = if with_ci_key {
+        "[\"${env:AIRLOCK_CLI_CI_KEY}\"]"
+    } else {
+        "[]"
+    };
+    let approval = if approval {
+        "    approval: required\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"version: 1
+tools:
+  read_repo:
+    kind: git.read_file
+    description: Read a file of the docs repository
+    repos: {{ docs: {repo} }}
+{approval}  list_repo:
+    kind: git.list_files
+    repos: {{ docs: {repo} }}
+agents:
+  ci:
+    keys: {ci_keys}
+    allowed_tools: [read_repo]
+  reviewer:
+    keys: ["${{env:AIRLOCK_CLI_REV_KEY}}"]
+    allowed_tools: [list_repo]
+"#,
+        repo = repo.display()
+    )
+}
+
+fn fixture(approval: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("docs");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("README.md"), "hello from the docs repo\n").unwrap();
+    git(&repo, &["add", "README.md"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let config = dir.path().join("airlock.yaml");
+    std::fs::write(&config, config_text(&repo, true, approval)).unwrap();
+    Fixture { dir, config }
+}
+
+fn airlock() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    c.env("AIRLOCK_CLI_CI_KEY", KEY_CI)
+        .env("AIRLOCK_CLI_REV_KEY", KEY_REV);
+    c
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_http(f: &Fixture) -> Server {
+    let mut child = airlock()
+        .args(["mcp", "--config"])
+        .arg(&f.config)
+        .args(["--listen", "127.0.0.1:0", "--approvals"])
+        .arg(f.dir.path().join("approvals.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|s| s.strip_suffix("/mcp"))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+/// One stateless (2026-07-28) request; (status, JSON-RPC message or body).
+fn call(addr: &str, key: Option<&str>, method: &str, params: Value) -> (u16, Value) {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let body = json!({"jsonrpc":"2.0","id":1,"method":method,"params":params}).to_string();
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(n) = name {
+        head.push_str(&format!("Mcp-Name: {n}\r\n"));
+    }
+    if let Some(k) = key {
+        head.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    let v = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+    (status, v)
+}
+
+fn text(v: &Value) -> String {
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn is_error(v: &Value) -> bool {
+    v["result"]["isError"] == json!(true)
+}
+
+#[cfg(unix)]
+fn hup(child: &Child) {
+    let st = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The reload is asynchronous; give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+#[test]
+fn http_server_enforces_policy_on_a_real_repository_and_reloads_on_sighup() {
+    let f = fixture(false);
+    let s = serve_http(&f);
+
+    let (st, _) = call(&s.addr, None, "tools/list", json!({}));
+    assert_eq!(st, 401);
+    let (st, v) = call(&s.addr, Some(KEY_CI), "tools/list", json!({}));
+    assert_eq!(st, 200, "{v}");
+    let names: Vec<&str> = v["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["read_repo"]);
+
+    let (_, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name":"read_repo","arguments":{"repo":"docs","path":"README.md"}}),
+    );
+    assert!(
+        !is_error(&v) && text(&v).contains("hello from the docs repo"),
+        "{v}"
+    );
+
+    // Another agent's tool, a repo outside the list, traversal out of the repo.
+    let (_, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name":"list_repo","arguments":{"repo":"docs"}}),
+    );
+    assert!(
+        is_error(&v) && text(&v).contains("not allowed for agent `ci`"),
+        "{v}"
+    );
+    let (_, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name":"read_repo","arguments":{"repo":"other","path":"README.md"}}),
+    );
+    assert!(is_error(&v), "{v}");
+    for path in ["../../../../etc/passwd", "/etc/passwd", "a/../../README.md"] {
+        let (_, v) = call(
+            &s.addr,
+            Some(KEY_CI),
+            "tools/call",
+            json!({"name":"read_repo","arguments":{"repo":"docs","path":path}}),
+        );
+        assert!(is_error(&v) && !text(&v).contains("root:"), "{path}: {v}");
+    }
+
+    // SIGHUP with a broken file: the old policy stays.
+    std::fs::write(&f.config, "version: 1\ntools: [oops\n").unwrap();
+    hup(&s.child);
+    let (st, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name":"read_repo","arguments":{"repo":"docs","path":"README.md"}}),
+    );
+    assert_eq!(st, 200);
+    assert!(!is_error(&v), "{v}");
+
+    // SIGHUP removing ci's key: ci is out at once, reviewer unaffected.
+    let repo = f.dir.path().join("docs");
+    std::fs::write(&f.config, config_text(&repo, false, false)).unwrap();
+    hup(&s.child);
+    let (st, _) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name":"read_repo","arguments":{"repo":"docs","path":"README.md"}}),
+    );
+    assert_eq!(st, 401);
+    let (st, v) = call(
+        &s.addr,
+        Some(KEY_REV),
+        "tools/call",
+        json!({"name":"list_repo","arguments":{"repo":"docs"}}),
+    );
+    assert_eq!(st, 200);
+    assert!(text(&v).contains("README.md"), "{v}");
+}
+
+#[test]
+fn approval_flow_through_airlock_approve() {
+    let f = fixture(true);
+    let s = serve_http(&f);
+    let args = json!({"name":"read_repo","arguments":{"repo":"docs","path":"README.md"}});
+    let (_, v) = call(&s.addr, Some(KEY_CI), "tools/call", args.clone());
+    let msg = text(&v);
+    assert!(is_error(&v) && msg.starts_with("needs approval"), "{v}");
+    let hash = msg.split("hash ").nth(1).unwrap()[..64].to_string();
+
+    let db = f.dir.path().join("approvals.db");
+    let list = airlock()
+        .args(["approve", "--list", "--approvals"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.contains(&hash) && listed.contains("pending") && listed.contains("read_repo"),
+        "{listed}"
+    );
+
+    // A hash nobody asked for, and garbage, are refused.
+    let bad = airlock()
+        .args(["approve", "--approvals"])
+        .arg(&db)
+        .arg("0".repeat(64))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let bad = airlock()
+        .args(["approve", "--approvals"])
+        .arg(&db)
+        .arg("xyz")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    // A different path is a different call: approving README.md does not cover it.
+    let ok = airlock()
+        .args(["approve", "--ttl", "10m", "--by", "test", "--approvals"])
+        .arg(&db)
+        .arg(&hash)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let (_, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name":"read_repo","arguments":{"repo":"docs","path":"./README.md/."}}),
+    );
+    assert!(is_error(&v), "{v}");
+    let (_, v) = call(&s.addr, Some(KEY_CI), "tools/call", args.clone());
+    assert!(
+        !is_error(&v) && text(&v).contains("hello from the docs repo"),
+        "{v}"
+    );
+    let (_, v) = call(&s.addr, Some(KEY_CI), "tools/call", args);
+    assert!(text(&v).starts_with("needs approval"), "used once: {v}");
+}
+
+#[test]
+fn stdio_refuses_an_unknown_agent() {
+    let f = fixture(false);
+    let out = airlock()
+        .args(["mcp", "--config"])
+        .arg(&f.config)
+        .args(["--stdio", "--agent", "mallory"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agent `mallory` is not configured"));
+}
+
+fn run_client(program: &str, args: &[String], calls: &Value) -> Value {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(sdk_dir())
+        .env("AIRLOCK_CLI_CI_KEY", KEY_CI)
+        .env("AIRLOCK_CLI_REV_KEY", KEY_REV)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(calls.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
+fn sdk_calls() -> Value {
+    json!([
+        {"name": "read_repo", "args": {"repo": "docs", "path": "README.md"}},
+        {"name": "read_repo", "args": {"repo": "docs", "path": "../secret"}},
+        {"name": "list_repo", "args": {"repo": "docs"}}
+    ])
+}
+
+fn check_sdk(out: &Value, label: &str) {
+    assert_eq!(out["tools"], json!(["read_repo"]), "{label}: {out}");
+    assert_eq!(out["calls"][0][0], json!(false), "{label}: {out}");
+    assert!(
+        out["calls"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("hello from the docs repo"),
+        "{label}: {out}"
+    );
+    assert_eq!(out["calls"][1][0], json!(true), "{label}: {out}");
+    assert_eq!(out["calls"][2][0], json!(true), "{label}: {out}");
+}
+
+#[test]
+fn official_sdks_over_stdio_and_http() {
+    let f = fixture(false);
+    let bin = env!("CARGO_BIN_EXE_airlock").to_string();
+    let cfg = f.config.display().to_string();
+    if require("python3 module `mcp` (PyPI mcp 2.x)", python_sdk()) {
+        for mode in ["legacy", "2026-07-28"] {
+            let args: Vec<String> = [
+                "client.py",
+                "stdio",
+                mode,
+                &bin,
+                "mcp",
+                "--config",
+                &cfg,
+                "--stdio",
+                "--agent",
+                "ci",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            check_sdk(
+                &run_client("python3", &args, &sdk_calls()),
+                &format!("python stdio {mode}"),
+            );
+        }
+        let s = serve_http(&f);
+        let url = format!("http://{}/mcp", s.addr);
+        for mode in ["legacy", "2026-07-28"] {
+            let args: Vec<String> = ["client.py", "http", &url, KEY_CI, mode]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            check_sdk(
+                &run_client("python3", &args, &sdk_calls()),
+                &format!("python http {mode}"),
+            );
+        }
+    }
+    if require(
+        "npm @modelcontextprotocol/sdk in crates/mcp/tests/sdk",
+        sdk_dir()
+            .join("node_modules/@modelcontextprotocol/sdk")
+            .exists(),
+    ) {
+        let args: Vec<String> = [
+            "client.mjs",
+            "stdio",
+            &bin,
+            "mcp",
+            "--config",
+            &cfg,
+            "--stdio",
+            "--agent",
+            "ci",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        check_sdk(&run_client("node", &args, &sdk_calls()), "typescript stdio");
+        let s = serve_http(&f);
+        let args: Vec<String> = [
+            "client.mjs",
+            "http",
+            &format!("http://{}/mcp", s.addr),
+            KEY_CI,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        check_sdk(&run_client("node", &args, &sdk_calls()), "typescript http");
+    }
+}
