@@ -48,9 +48,18 @@ enum Command {
     Approve(cmd::approve::Args),
     /// Quick start on one machine: gateway, connector and an agent key on localhost.
     Up(cmd::up::Args),
+    /// Run one command in the jail (see docs/jail.md).
+    Run(cmd::run::Args),
 }
 
 fn main() -> ExitCode {
+    // The jail's init: a fresh single-threaded process, before anything else.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == airlock_jail::INIT_ARG)
+    {
+        airlock_jail::init::main();
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
@@ -62,6 +71,7 @@ fn main() -> ExitCode {
         Command::Key(args) => cmd::key::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::Run(args) => cmd::run::run(args),
         Command::Mcp(args) => cmd::mcp::run(args),
         Command::Approve(args) => cmd::approve::run(args),
     };

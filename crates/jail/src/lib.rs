@@ -1,3 +1,33 @@
-//! airlock-jail (being built; see the crate's issue).
+//! airlock-jail: the OS-level sandbox every command an agent runs lives in.
+//!
+//! ```text
+//! let mut spec = JailSpec::new("/srv/work", config.sandbox.clone());
+//! let run = airlock_jail::spawn(&spec, &["bash".into(), "-c".into(), "make".into()],
+//!                               [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()])?;
+//! let outcome = run.wait(Some(Duration::from_secs(120)))?;
+//! ```
+//!
+//! The binary that embeds this crate must call [`init::main`] when started
+//! as `airlock __jail-init` (see `crates/cli/src/main.rs`): the jail is
+//! assembled by that fresh, single-threaded process (see [`init`] for the
+//! process tree). No helper programs are needed.
 
+pub mod cgroup;
+pub mod init;
+mod landlock_rules;
+mod launch;
+mod mounts;
 pub mod probe;
+mod relay;
+pub mod rules;
+pub mod seccomp;
+pub mod spec;
+mod sys;
+
+pub use launch::{
+    spawn, Finding, JailError, JailSpec, NetworkAccess, Outcome, Running, DEFAULT_HOST_ID,
+    RELAY_PORT,
+};
+
+/// The argument that makes the `airlock` binary act as the jail's init.
+pub const INIT_ARG: &str = "__jail-init";

@@ -8,5 +8,6 @@ pub mod gateway;
 pub mod key;
 pub mod mcp;
 pub mod proxy;
+pub mod run;
 pub mod tunnel;
 pub mod up;

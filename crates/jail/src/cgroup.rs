@@ -1,0 +1,143 @@
+//! A cgroup per run for memory and process limits (v2, or v1's memory and
+//! pids controllers), read for the report and removed afterwards. Without a
+//! writable hierarchy (unprivileged, no delegation) runs fall back to
+//! rlimits and the report says so.
+
+use std::path::{Path, PathBuf};
+
+use crate::probe::{cgroup_layout, CgroupLayout};
+
+#[derive(Debug)]
+pub struct Cgroup {
+    v2: bool,
+    memory: Option<PathBuf>,
+    pids: Option<PathBuf>,
+}
+
+/// Peak memory and whether limits were hit, read after the run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Usage {
+    pub peak_memory: Option<u64>,
+    pub oom_killed: bool,
+    pub pids_limited: bool,
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+fn field(p: &Path, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(p).ok()?;
+    s.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(key)).then(|| it.next()?.parse().ok())?
+    })
+}
+
+impl Cgroup {
+    /// Creates the run's groups; `None` when no hierarchy is writable.
+    pub fn create(name: &str, memory: u64, pids: u32) -> Option<Cgroup> {
+        match cgroup_layout() {
+            CgroupLayout::V2(root) => {
+                let parent = root.join("airlock");
+                std::fs::create_dir_all(&parent).ok()?;
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory +pids");
+                let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids");
+                let dir = parent.join(name);
+                std::fs::create_dir(&dir).ok()?;
+                std::fs::write(dir.join("memory.max"), memory.to_string()).ok()?;
+                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                std::fs::write(dir.join("pids.max"), pids.to_string()).ok()?;
+                Some(Cgroup {
+                    v2: true,
+                    memory: Some(dir.clone()),
+                    pids: Some(dir),
+                })
+            }
+            CgroupLayout::V1 {
+                memory: m, pids: p, ..
+            } => {
+                let mk = |root: PathBuf| -> Option<PathBuf> {
+                    let dir = root.join("airlock").join(name);
+                    std::fs::create_dir_all(&dir).ok()?;
+                    Some(dir)
+                };
+                let memory_dir = m.and_then(mk);
+                if let Some(d) = &memory_dir {
+                    std::fs::write(d.join("memory.limit_in_bytes"), memory.to_string()).ok()?;
+                    // Swap may not be accounted; when it is, allow none.
+                    let _ =
+                        std::fs::write(d.join("memory.memsw.limit_in_bytes"), memory.to_string());
+                }
+                let pids_dir = p.and_then(mk);
+                if let Some(d) = &pids_dir {
+                    std::fs::write(d.join("pids.max"), pids.to_string()).ok()?;
+                }
+                if memory_dir.is_none() && pids_dir.is_none() {
+                    return None;
+                }
+                Some(Cgroup {
+                    v2: false,
+                    memory: memory_dir,
+                    pids: pids_dir,
+                })
+            }
+            CgroupLayout::None => None,
+        }
+    }
+
+    /// The `cgroup.procs` files the init process writes itself into.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for d in [&self.memory, &self.pids].into_iter().flatten() {
+            let f = d.join("cgroup.procs");
+            if !v.contains(&f) {
+                v.push(f);
+            }
+        }
+        v
+    }
+
+    pub fn enforces_memory(&self) -> bool {
+        self.memory.is_some()
+    }
+    pub fn enforces_pids(&self) -> bool {
+        self.pids.is_some()
+    }
+
+    pub fn usage(&self) -> Usage {
+        let mut u = Usage::default();
+        if let Some(m) = &self.memory {
+            if self.v2 {
+                u.peak_memory = read_u64(&m.join("memory.peak"));
+                u.oom_killed = field(&m.join("memory.events"), "oom_kill").unwrap_or(0) > 0;
+            } else {
+                u.peak_memory = read_u64(&m.join("memory.max_usage_in_bytes"));
+                u.oom_killed = field(&m.join("memory.oom_control"), "oom_kill").unwrap_or(0) > 0
+                    || read_u64(&m.join("memory.failcnt")).unwrap_or(0) > 0
+                        && field(&m.join("memory.oom_control"), "oom_kill").is_none();
+            }
+        }
+        if let Some(p) = &self.pids {
+            u.pids_limited = field(&p.join("pids.events"), "max").unwrap_or(0) > 0;
+        }
+        u
+    }
+
+    /// Kills whatever is left (v2) and removes the groups.
+    pub fn remove(self) {
+        if self.v2 {
+            if let Some(m) = &self.memory {
+                let _ = std::fs::write(m.join("cgroup.kill"), "1");
+            }
+        }
+        for d in [self.memory, self.pids].into_iter().flatten() {
+            for _ in 0..50 {
+                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}

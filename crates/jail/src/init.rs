@@ -1,0 +1,504 @@
+//! The jail's init: `airlock __jail-init`, a fresh single-threaded process
+//! the launcher starts with the spec on fd 3. It builds the jail and runs
+//! the command in three processes:
+//!
+//! * **A** (host pid namespace): joins the cgroup, sets rlimits, creates the
+//!   namespaces (a user namespace first only when not root), brings up
+//!   loopback, hands the relay socket out, maps the jail's uid for **B** when
+//!   running as root, forwards signals to B.
+//! * **B** (pid 1 inside): builds the filesystem view and pivots into it,
+//!   then (when root) enters its own user namespace so the workload never
+//!   holds a host-root uid, forks C, forwards signals, reaps orphans and
+//!   reports C's wait status. When B exits the kernel kills everything left.
+//! * **C** (the workload): new session, capabilities dropped,
+//!   no_new_privs, landlock, seccomp, then execve.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::spec::{InitReport, InitSpec, JAIL_GID, JAIL_UID, RELAY_FD, REPORT_FD, SPEC_FD};
+use crate::sys::{self, check, write_file, Result};
+use crate::{landlock_rules, mounts, seccomp};
+
+const FORWARDED: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+    libc::SIGALRM,
+];
+
+/// Entry point of `airlock __jail-init`. Never returns.
+pub fn main() -> ! {
+    unsafe {
+        let fl = libc::fcntl(REPORT_FD, libc::F_GETFD);
+        libc::fcntl(REPORT_FD, libc::F_SETFD, fl | libc::FD_CLOEXEC);
+    }
+    match run_a() {
+        Ok(()) => unsafe { libc::_exit(0) },
+        Err(e) => {
+            report(&InitReport::Error(e));
+            unsafe { libc::_exit(125) }
+        }
+    }
+}
+
+fn report(r: &InitReport) {
+    let mut line = serde_json::to_vec(r).unwrap_or_default();
+    line.push(b'\n');
+    let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(REPORT_FD) });
+    let _ = f.write_all(&line);
+}
+
+fn read_spec() -> Result<InitSpec> {
+    let mut f = unsafe { std::fs::File::from_raw_fd(SPEC_FD) };
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("read the jail spec: {e}"))?;
+    serde_json::from_slice(&buf).map_err(|e| format!("parse the jail spec: {e}"))
+}
+
+fn run_a() -> Result<()> {
+    let spec = read_spec()?;
+    let me = std::process::id().to_string();
+    for procs in &spec.cgroup_procs {
+        write_file(procs, &me)?;
+    }
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
+            "PR_SET_PDEATHSIG".into()
+        })?;
+        check(libc::prctl(libc::PR_SET_DUMPABLE, 0), || {
+            "PR_SET_DUMPABLE".into()
+        })?;
+    }
+    set_rlimits(&spec)?;
+
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        // Unprivileged: the user namespace comes first, mapping our own uid.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        unshare(libc::CLONE_NEWUSER)?;
+        write_file(Path::new("/proc/self/setgroups"), "deny")?;
+        write_file(
+            Path::new("/proc/self/uid_map"),
+            &format!("{JAIL_UID} {uid} 1"),
+        )?;
+        write_file(
+            Path::new("/proc/self/gid_map"),
+            &format!("{JAIL_GID} {gid} 1"),
+        )?;
+    }
+    // The mount namespace is B's alone (B's pivot_root must not move A).
+    unshare(
+        libc::CLONE_NEWNET
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWCGROUP,
+    )?;
+    loopback_up()?;
+    match spec.relay_port {
+        Some(port) => send_relay_listener(port)?,
+        None => unsafe {
+            libc::close(RELAY_FD);
+        },
+    }
+
+    let (ready_r, ready_w) = pipe()?;
+    let (mapped_r, mapped_w) = pipe()?;
+    block_signals()?;
+    let b = unsafe { libc::fork() };
+    if b < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if b == 0 {
+        unsafe {
+            libc::close(ready_r);
+            libc::close(mapped_w);
+        }
+        let code = match run_b(&spec, root, ready_w, mapped_r) {
+            Ok(()) => 0,
+            Err(e) => {
+                report(&InitReport::Error(e));
+                125
+            }
+        };
+        unsafe { libc::_exit(code) }
+    }
+    unsafe {
+        libc::close(ready_w);
+        libc::close(mapped_r);
+    }
+    if root {
+        // B has entered its own user namespace: map the jail uid/gid to an
+        // unprivileged host uid. Only a process outside may write this.
+        let mut byte = [0u8; 1];
+        let n = unsafe { libc::read(ready_r, byte.as_mut_ptr().cast(), 1) };
+        if n == 1 {
+            let p = PathBuf::from(format!("/proc/{b}"));
+            write_file(&p.join("setgroups"), "deny")?;
+            write_file(
+                &p.join("uid_map"),
+                &format!("{JAIL_UID} {} 1", spec.host_uid),
+            )?;
+            write_file(
+                &p.join("gid_map"),
+                &format!("{JAIL_GID} {} 1", spec.host_gid),
+            )?;
+            let _ = unsafe { libc::write(mapped_w, b"m".as_ptr().cast(), 1) };
+        }
+    }
+    unsafe {
+        libc::close(ready_r);
+        libc::close(mapped_w);
+    }
+    supervise(b, false);
+    Ok(())
+}
+
+fn run_b(spec: &InitSpec, root: bool, ready_w: i32, mapped_r: i32) -> Result<()> {
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
+            "PR_SET_PDEATHSIG".into()
+        })?;
+        let h = spec.hostname.as_bytes();
+        check(libc::sethostname(h.as_ptr().cast(), h.len()), || {
+            "sethostname".into()
+        })?;
+    }
+    unshare(libc::CLONE_NEWNS)?;
+    mounts::build_root(spec)?;
+    if root {
+        unsafe {
+            check(libc::setgroups(0, std::ptr::null()), || "setgroups".into())?;
+        }
+        unshare(libc::CLONE_NEWUSER)?;
+        let _ = unsafe { libc::write(ready_w, b"r".as_ptr().cast(), 1) };
+        let mut byte = [0u8; 1];
+        let n = unsafe { libc::read(mapped_r, byte.as_mut_ptr().cast(), 1) };
+        if n != 1 {
+            return Err("the launcher did not map the jail's uid".into());
+        }
+    }
+    unsafe {
+        libc::close(ready_w);
+        libc::close(mapped_r);
+        check(libc::setresgid(JAIL_GID, JAIL_GID, JAIL_GID), || {
+            "setresgid".into()
+        })?;
+        check(libc::setresuid(JAIL_UID, JAIL_UID, JAIL_UID), || {
+            "setresuid".into()
+        })?;
+    }
+    let filters = seccomp::compile()?;
+    let c = unsafe { libc::fork() };
+    if c < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if c == 0 {
+        let e = run_c(spec, &filters);
+        report(&e);
+        let code = match e {
+            InitReport::ExecFailed { errno, .. } if errno == libc::ENOENT => 127,
+            InitReport::ExecFailed { .. } => 126,
+            _ => 125,
+        };
+        unsafe { libc::_exit(code) }
+    }
+    let status = supervise(c, true);
+    report(&InitReport::Status(status));
+    Ok(())
+}
+
+/// Prepares the workload and executes it; returns only on failure.
+fn run_c(spec: &InitSpec, filters: &[seccompiler::BpfProgram]) -> InitReport {
+    let err = InitReport::Error;
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+            libc::signal(*s, libc::SIG_DFL);
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::setsid();
+    }
+    if let Err(e) = std::env::set_current_dir(&spec.workdir) {
+        return err(format!(
+            "cannot enter the workdir {}: {e}",
+            spec.workdir.display()
+        ));
+    }
+    if let Err(e) = drop_capabilities() {
+        return err(e);
+    }
+    if let Err(e) = landlock_rules::apply(&spec.writable) {
+        return err(e);
+    }
+    if let Err(e) = seccomp::apply(filters) {
+        return err(e);
+    }
+    // Every inherited descriptor above stderr closes at exec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+    exec(spec)
+}
+
+fn exec(spec: &InitSpec) -> InitReport {
+    let Some(cmd) = spec.argv.first() else {
+        return InitReport::Error("no command given".into());
+    };
+    let path_var = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
+    let candidates: Vec<PathBuf> = if cmd.contains('/') {
+        vec![PathBuf::from(cmd)]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(cmd))
+            .collect()
+    };
+    let to_c = |s: &str| CString::new(s).unwrap_or_default();
+    let argv: Vec<CString> = spec.argv.iter().map(|a| to_c(a)).collect();
+    let envp: Vec<CString> = spec
+        .env
+        .iter()
+        .map(|(k, v)| to_c(&format!("{k}={v}")))
+        .collect();
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let mut last = libc::ENOENT;
+    for c in candidates {
+        let Ok(p) = sys::cstr(&c) else { continue };
+        unsafe { libc::execve(p.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+        let e = sys::errno();
+        // Like a shell: "not found" only if no candidate existed at all.
+        if e != libc::ENOENT && e != libc::ENOTDIR {
+            last = e;
+        }
+    }
+    InitReport::ExecFailed {
+        errno: last,
+        message: format!("{cmd}: {}", std::io::Error::from_raw_os_error(last)),
+    }
+}
+
+fn drop_capabilities() -> Result<()> {
+    unsafe {
+        for cap in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        let h = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let d = [
+            Data {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+            Data {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            },
+        ];
+        check(
+            libc::syscall(libc::SYS_capset, &h as *const Header, d.as_ptr()) as i32,
+            || "capset".into(),
+        )?;
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), || {
+            "PR_SET_NO_NEW_PRIVS".into()
+        })?;
+    }
+    Ok(())
+}
+
+fn set_rlimits(spec: &InitSpec) -> Result<()> {
+    let set = |res, v: u64, name: &str| -> Result<()> {
+        let l = libc::rlimit {
+            rlim_cur: v,
+            rlim_max: v,
+        };
+        check(unsafe { libc::setrlimit(res, &l) }, || {
+            format!("setrlimit {name}")
+        })
+        .map(|_| ())
+    };
+    set(libc::RLIMIT_CORE, 0, "CORE")?;
+    set(libc::RLIMIT_CPU, spec.rlimits.cpu_seconds, "CPU")?;
+    set(libc::RLIMIT_NOFILE, spec.rlimits.open_files, "NOFILE")?;
+    set(libc::RLIMIT_FSIZE, spec.rlimits.file_size, "FSIZE")?;
+    if let Some(n) = spec.rlimits.nproc {
+        set(libc::RLIMIT_NPROC, n, "NPROC")?;
+    }
+    Ok(())
+}
+
+fn unshare(flags: libc::c_int) -> Result<()> {
+    check(unsafe { libc::unshare(flags) }, || {
+        format!("unshare({flags:#x})")
+    })
+    .map(|_| ())
+}
+
+fn pipe() -> Result<(i32, i32)> {
+    let mut fds = [0; 2];
+    check(
+        unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+        || "pipe".into(),
+    )?;
+    Ok((fds[0], fds[1]))
+}
+
+extern "C" fn noop(_: libc::c_int) {}
+
+/// Handlers (so pid 1 accepts the signals at all) that are never run: the
+/// signals stay blocked and are taken with sigwaitinfo.
+fn block_signals() -> Result<()> {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+            libc::signal(*s, noop as *const () as libc::sighandler_t);
+            libc::sigaddset(&mut set, *s);
+        }
+        check(
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+            || "sigprocmask".into(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Forwards signals to `child` until it exits; as pid 1 also reaps
+/// orphans. Returns the child's raw wait status.
+fn supervise(child: libc::pid_t, reap_all: bool) -> i32 {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+            libc::sigaddset(&mut set, *s);
+        }
+        loop {
+            // Reap first: the child may have exited before we got here.
+            loop {
+                let mut st = 0;
+                let who = if reap_all { -1 } else { child };
+                let r = libc::waitpid(who, &mut st, libc::WNOHANG);
+                if r == child {
+                    return st;
+                }
+                if r <= 0 {
+                    break;
+                }
+            }
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&set, &mut info);
+            if sig > 0 && sig != libc::SIGCHLD {
+                libc::kill(child, sig);
+            }
+        }
+    }
+}
+
+fn loopback_up() -> Result<()> {
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    unsafe {
+        let s = check(
+            libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0),
+            || "socket".into(),
+        )?;
+        let mut req = IfReq {
+            name: [0; 16],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        req.name[..2].copy_from_slice(b"lo");
+        check(libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req), || {
+            "SIOCGIFFLAGS lo".into()
+        })?;
+        req.flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(libc::ioctl(s, libc::SIOCSIFFLAGS, &req), || {
+            "bring up lo".into()
+        })?;
+        libc::close(s);
+    }
+    Ok(())
+}
+
+/// Listens on the jail's loopback and sends the socket to the launcher,
+/// which relays each connection to the egress proxy from outside.
+fn send_relay_listener(port: u16) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let l = std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| format!("listen on the jail's 127.0.0.1:{port}: {e}"))?;
+    let fd = l.as_raw_fd();
+    unsafe {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let space = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize;
+        let mut cbuf = vec![0u8; space];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
+        std::ptr::copy_nonoverlapping(&fd as *const i32 as *const u8, libc::CMSG_DATA(c), 4);
+        check(libc::sendmsg(RELAY_FD, &msg, 0) as i32, || {
+            "send the relay socket".into()
+        })?;
+        libc::close(RELAY_FD);
+    }
+    Ok(())
+}

@@ -1,0 +1,581 @@
+//! The launcher side: turns a [`JailSpec`] into concrete host paths and an
+//! init spec, starts `airlock __jail-init` with it, relays the network, and
+//! after the run collects usage, enforces protected files and cleans up.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use airlock_config::Sandbox;
+use serde::Serialize;
+
+use crate::cgroup::Cgroup;
+use crate::relay::Relay;
+use crate::rules;
+use crate::spec::{InitReport, InitSpec, Rlimits, RELAY_FD, REPORT_FD, SPEC_FD};
+
+/// Port the egress relay listens on inside the jail (its own loopback).
+pub const RELAY_PORT: u16 = 3128;
+/// Host uid/gid a root launcher maps the jail's uid to by default (nobody).
+pub const DEFAULT_HOST_ID: u32 = 65534;
+/// How long a command gets after SIGTERM before everything is killed.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Environment variables passed from the host; everything else is dropped.
+const ENV_PASS: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "TERM",
+    "COLORTERM",
+    "TZ",
+    "NO_COLOR",
+    "SHELL",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum JailError {
+    #[error("{0}")]
+    Config(String),
+    #[error("could not start the jail: {0}")]
+    Start(String),
+    #[error("jail setup failed: {0}")]
+    Setup(String),
+}
+
+/// How the jail reaches the network: through the egress proxy's Unix
+/// socket, relayed from a port on the jail's own loopback.
+#[derive(Debug, Clone)]
+pub struct NetworkAccess {
+    pub proxy_socket: PathBuf,
+    /// Per-run proxy credential, put into the proxy URL variables.
+    pub user: String,
+    pub password: String,
+    /// CA bundle (system roots plus the proxy's CA) for intercepted HTTPS.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// Everything one jailed command needs.
+#[derive(Debug, Clone)]
+pub struct JailSpec {
+    pub workdir: PathBuf,
+    /// Filesystem lists and limits (`sandbox.network` is the proxy's business).
+    pub sandbox: Sandbox,
+    /// Variables set inside on top of the pass-through allow-list.
+    pub env: Vec<(String, String)>,
+    /// `None`: no network at all.
+    pub network: Option<NetworkAccess>,
+    /// The `airlock` binary (default: this executable).
+    pub launcher: PathBuf,
+    /// When the launcher is root, the unprivileged host uid/gid the jail
+    /// runs as (default 65534). Unprivileged launchers always use their own.
+    pub host_uid: u32,
+    pub host_gid: u32,
+}
+
+impl JailSpec {
+    pub fn new(workdir: impl Into<PathBuf>, sandbox: Sandbox) -> JailSpec {
+        JailSpec {
+            workdir: workdir.into(),
+            sandbox,
+            env: Vec::new(),
+            network: None,
+            launcher: PathBuf::from("/proc/self/exe"),
+            host_uid: DEFAULT_HOST_ID,
+            host_gid: DEFAULT_HOST_ID,
+        }
+    }
+}
+
+/// A protected file the command created or replaced; it was removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub path: PathBuf,
+    pub action: &'static str,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Exit code when the command exited.
+    pub code: Option<i32>,
+    /// Signal number when a signal ended it.
+    pub signal: Option<i32>,
+    /// The command could not be executed (126/127 semantics).
+    pub exec_error: Option<String>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    pub peak_memory: Option<u64>,
+    pub oom_killed: bool,
+    pub pids_limited: bool,
+    /// Which limits the kernel enforced with a cgroup (else rlimits only).
+    pub cgroup: bool,
+    pub findings: Vec<Finding>,
+    /// The protected-file scan stopped early on a huge tree.
+    pub scan_truncated: bool,
+}
+
+impl Outcome {
+    /// The status a shell would report: the code, or 128+signal.
+    pub fn exit_status(&self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            _ => 125,
+        }
+    }
+}
+
+/// A started jail. Take the pipes you asked for, then [`Running::wait`].
+pub struct Running {
+    child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Option<ChildStdout>,
+    pub stderr: Option<ChildStderr>,
+    report: std::fs::File,
+    cgroup: Option<Cgroup>,
+    relay: Option<Relay>,
+    scratch: PathBuf,
+    writable: Vec<PathBuf>,
+    name_deny: Vec<String>,
+    protected_before: BTreeSet<PathBuf>,
+    started: Instant,
+}
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_absolute())
+}
+
+fn resolve_entry(entry: &str, workdir: &Path) -> PathBuf {
+    if let Some(rest) = entry.strip_prefix("~/") {
+        return home()
+            .unwrap_or_else(|| PathBuf::from("/nonexistent"))
+            .join(rest);
+    }
+    let p = Path::new(entry);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        workdir.join(p)
+    }
+}
+
+/// `**/NAME` and bare names with `*` are name patterns matched at any depth.
+fn as_name_pattern(entry: &str) -> Option<String> {
+    if let Some(n) = entry.strip_prefix("**/") {
+        return Some(n.to_string());
+    }
+    (!entry.contains('/') && entry.contains('*')).then(|| entry.to_string())
+}
+
+fn canonical_existing(p: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(p).ok()
+}
+
+/// Starts `argv` in a jail built from `spec`, with the given stdio.
+pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Running, JailError> {
+    if argv.is_empty() {
+        return Err(JailError::Config("no command given".into()));
+    }
+    let workdir = std::fs::canonicalize(&spec.workdir)
+        .map_err(|e| JailError::Config(format!("workdir {}: {e}", spec.workdir.display())))?;
+    if !workdir.is_dir() {
+        return Err(JailError::Config(format!(
+            "workdir {} is not a directory",
+            workdir.display()
+        )));
+    }
+    let fs = &spec.sandbox.filesystem;
+    let mut writable = vec![workdir.clone()];
+    for w in &fs.allow_write {
+        let p = resolve_entry(w, &workdir);
+        let c = canonical_existing(&p).ok_or_else(|| {
+            JailError::Config(format!(
+                "allow-write path {} does not exist; create it first",
+                p.display()
+            ))
+        })?;
+        if c == Path::new("/") {
+            return Err(JailError::Config(
+                "allow-write `/` would make the jail pointless".into(),
+            ));
+        }
+        if !writable.contains(&c) {
+            writable.push(c);
+        }
+    }
+
+    let mut name_deny: Vec<String> = rules::NAME_DENY.iter().map(|s| s.to_string()).collect();
+    let mut masked: BTreeSet<PathBuf> = BTreeSet::new();
+    if let Some(h) = home() {
+        for d in rules::HOME_DENY {
+            if let Some(c) = canonical_existing(&h.join(d)) {
+                masked.insert(c);
+            }
+        }
+    }
+    for d in &fs.deny_read {
+        match as_name_pattern(d) {
+            Some(n) => name_deny.push(n),
+            None => {
+                if let Some(c) = canonical_existing(&resolve_entry(d, &workdir)) {
+                    masked.insert(c);
+                }
+            }
+        }
+    }
+    let found = rules::walk(&writable, &name_deny);
+    masked.extend(found.masked.iter().cloned());
+    let mut protected = found.protected.clone();
+    for d in &fs.deny_write {
+        if let Some(c) = canonical_existing(&resolve_entry(d, &workdir)) {
+            protected.insert(c);
+        }
+    }
+    // A masked path must not hide the workdir itself.
+    if masked.iter().any(|m| workdir.starts_with(m)) {
+        return Err(JailError::Config(format!(
+            "the workdir {} lies inside a deny-read path; choose another workdir",
+            workdir.display()
+        )));
+    }
+
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    let run_name = format!("run-{}-{n}", std::process::id());
+    let scratch = std::env::temp_dir().join(format!(".airlock-{run_name}"));
+    std::fs::create_dir(&scratch)
+        .map_err(|e| JailError::Start(format!("create {}: {e}", scratch.display())))?;
+    let _ = std::fs::set_permissions(
+        &scratch,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    );
+
+    let limits = &spec.sandbox.limits;
+    let root = unsafe { libc::geteuid() } == 0;
+    let cgroup = if root {
+        Cgroup::create(&run_name, limits.memory.0, limits.pids)
+    } else {
+        None
+    };
+
+    let mut env: Vec<(String, String)> = ENV_PASS
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .chain(std::env::vars().filter(|(k, _)| k.starts_with("LC_")))
+        .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    if let Some(net) = &spec.network {
+        let url = format!(
+            "http://{}:{}@127.0.0.1:{RELAY_PORT}",
+            net.user, net.password
+        );
+        for k in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            env.push((k.into(), url.clone()));
+        }
+        env.push(("NO_PROXY".into(), String::new()));
+        if let Some(ca) = &net.ca_bundle {
+            let ca = ca.display().to_string();
+            for k in [
+                "SSL_CERT_FILE",
+                "NODE_EXTRA_CA_CERTS",
+                "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE",
+                "GIT_SSL_CAINFO",
+            ] {
+                env.push((k.into(), ca.clone()));
+            }
+        }
+    }
+    env.extend(spec.env.iter().cloned());
+    // Later entries win, like `env A=1 A=2`.
+    let mut dedup: Vec<(String, String)> = Vec::new();
+    for (k, v) in env {
+        dedup.retain(|(k2, _)| *k2 != k);
+        dedup.push((k, v));
+    }
+
+    let init = InitSpec {
+        argv: argv.to_vec(),
+        env: dedup,
+        workdir: workdir.clone(),
+        scratch: scratch.clone(),
+        writable: writable.clone(),
+        protected: protected.iter().cloned().collect(),
+        masked: masked.into_iter().collect(),
+        tmp_size: limits.tmp_size.0,
+        rlimits: Rlimits {
+            cpu_seconds: limits.cpu_seconds,
+            open_files: limits.open_files,
+            file_size: limits.file_size.0,
+            nproc: None,
+        },
+        host_uid: if root {
+            spec.host_uid
+        } else {
+            unsafe { libc::geteuid() }
+        },
+        host_gid: if root {
+            spec.host_gid
+        } else {
+            unsafe { libc::getegid() }
+        },
+        cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+        relay_port: spec.network.as_ref().map(|_| RELAY_PORT),
+        hostname: "airlock".into(),
+    };
+    let spec_json = serde_json::to_vec(&init).map_err(|e| JailError::Start(e.to_string()))?;
+
+    let start_err = |e: std::io::Error| JailError::Start(e.to_string());
+    let (spec_r, spec_w) = pipe().map_err(start_err)?;
+    let (report_r, report_w) = pipe().map_err(start_err)?;
+    let mut spec_w = std::fs::File::from(spec_w);
+    let (relay_parent, relay_child) = std::os::unix::net::UnixStream::pair().map_err(start_err)?;
+    // Move the child's ends above the fixed numbers so dup2 cannot clobber them.
+    let high = |fd: OwnedFd| -> std::io::Result<RawFd> {
+        let raw = fd.into_raw_fd();
+        let r = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 10) };
+        unsafe { libc::close(raw) };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    };
+    let fds = [
+        (high(spec_r).map_err(start_err)?, SPEC_FD),
+        (
+            high(OwnedFd::from(relay_child)).map_err(start_err)?,
+            RELAY_FD,
+        ),
+        (high(report_w).map_err(start_err)?, REPORT_FD),
+    ];
+    let [stdin, stdout, stderr] = stdio;
+    let mut cmd = Command::new(&spec.launcher);
+    cmd.arg("__jail-init")
+        .env_clear()
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr);
+    unsafe {
+        cmd.pre_exec(move || {
+            for (from, to) in fds {
+                if libc::dup2(from, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    for (from, _) in fds {
+        unsafe { libc::close(from) };
+    }
+    let mut child =
+        spawned.map_err(|e| JailError::Start(format!("{}: {e}", spec.launcher.display())))?;
+    let mut report = std::fs::File::from(report_r);
+    let _ = spec_w.write_all(&spec_json);
+    drop(spec_w);
+
+    let relay = match &spec.network {
+        Some(net) => match crate::relay::receive_listener(&relay_parent) {
+            Ok(l) => Some(Relay::start(l, net.proxy_socket.clone())),
+            Err(_) => {
+                // The init failed before listening: its report says why.
+                let _ = child.wait();
+                let mut s = String::new();
+                let _ = report.read_to_string(&mut s);
+                cleanup(&scratch, cgroup);
+                return Err(setup_error(&s).unwrap_or_else(|| {
+                    JailError::Setup("the jail exited during network setup".into())
+                }));
+            }
+        },
+        None => None,
+    };
+    drop(relay_parent);
+    Ok(Running {
+        stdin: child.stdin.take(),
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        child,
+        report,
+        cgroup,
+        relay,
+        scratch,
+        writable,
+        name_deny,
+        protected_before: protected,
+        started: Instant::now(),
+    })
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn setup_error(report: &str) -> Option<JailError> {
+    report
+        .lines()
+        .filter_map(|l| serde_json::from_str::<InitReport>(l).ok())
+        .find_map(|r| match r {
+            InitReport::Error(e) => Some(JailError::Setup(e)),
+            _ => None,
+        })
+}
+
+fn cleanup(scratch: &Path, cgroup: Option<Cgroup>) {
+    let _ = std::fs::remove_dir(scratch);
+    if let Some(c) = cgroup {
+        c.remove();
+    }
+}
+
+impl Running {
+    /// The launcher-side pid (signals sent to it reach the command).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Forwards a signal to the command.
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for the command (killing it after `timeout`), then collects
+    /// usage, removes protected files it planted, and cleans up.
+    pub fn wait(mut self, timeout: Option<Duration>) -> Result<Outcome, JailError> {
+        let pid = self.child.id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut child = self.child;
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let mut timed_out = false;
+        let waited = match timeout {
+            None => rx.recv().ok(),
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    timed_out = true;
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    match rx.recv_timeout(KILL_GRACE) {
+                        Ok(r) => Some(r),
+                        Err(_) => {
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                            rx.recv().ok()
+                        }
+                    }
+                }
+            },
+        };
+        let duration_ms = self.started.elapsed().as_millis() as u64;
+        let _ = waited;
+        let mut text = String::new();
+        let _ = self.report.read_to_string(&mut text);
+        if let Some(r) = self.relay.take() {
+            r.stop();
+        }
+        let usage = self
+            .cgroup
+            .as_ref()
+            .map(|c| c.usage())
+            .unwrap_or_default();
+        let had_cgroup = self.cgroup.is_some();
+        cleanup(&self.scratch, self.cgroup.take());
+
+        let (findings, scan_truncated) =
+            enforce_protected(&self.writable, &self.name_deny, &self.protected_before);
+        let mut out = Outcome {
+            code: None,
+            signal: None,
+            exec_error: None,
+            timed_out,
+            duration_ms,
+            peak_memory: usage.peak_memory,
+            oom_killed: usage.oom_killed,
+            pids_limited: usage.pids_limited,
+            cgroup: had_cgroup,
+            findings,
+            scan_truncated,
+        };
+        let mut status = None;
+        for line in text.lines() {
+            match serde_json::from_str::<InitReport>(line) {
+                Ok(InitReport::Status(s)) => status = Some(s),
+                Ok(InitReport::ExecFailed { errno, message }) => {
+                    out.code = Some(if errno == libc::ENOENT { 127 } else { 126 });
+                    out.exec_error = Some(message);
+                }
+                Ok(InitReport::Error(e)) if out.exec_error.is_none() => {
+                    return Err(JailError::Setup(e))
+                }
+                _ => {}
+            }
+        }
+        if out.exec_error.is_some() {
+            return Ok(out);
+        }
+        match status {
+            Some(s) if libc::WIFEXITED(s) => out.code = Some(libc::WEXITSTATUS(s)),
+            Some(s) if libc::WIFSIGNALED(s) => out.signal = Some(libc::WTERMSIG(s)),
+            _ if timed_out => out.signal = Some(libc::SIGKILL),
+            _ => {
+                return Err(JailError::Setup(
+                    "the jail ended without reporting the command's status".into(),
+                ))
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Protected files that appeared during the run (they could not be bound
+/// read-only in advance) are removed and reported.
+fn enforce_protected(
+    writable: &[PathBuf],
+    name_deny: &[String],
+    before: &BTreeSet<PathBuf>,
+) -> (Vec<Finding>, bool) {
+    let after = rules::walk(writable, name_deny);
+    let mut findings = Vec::new();
+    for p in after.protected.difference(before) {
+        let meta = std::fs::symlink_metadata(p);
+        let removed = match meta {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).is_ok(),
+            Ok(_) => std::fs::remove_file(p).is_ok(),
+            Err(_) => false,
+        };
+        findings.push(Finding {
+            path: p.clone(),
+            action: if removed {
+                "removed"
+            } else {
+                "found (could not remove)"
+            },
+        });
+    }
+    (findings, after.truncated)
+}

@@ -1,0 +1,100 @@
+//! The jail's only network path: a listening socket on the jail's own
+//! loopback, created inside its network namespace by the init and handed
+//! out; the launcher accepts on it and splices each connection to the
+//! egress proxy's Unix socket. No process inside can see the relay.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+/// Receives the listening socket the init sent with SCM_RIGHTS.
+pub fn receive_listener(sock: &UnixStream) -> std::io::Result<TcpListener> {
+    unsafe {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let space = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize;
+        let mut cbuf = vec![0u8; space];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n <= 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "no relay socket",
+            ));
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return Err(std::io::Error::other("no descriptor in the relay message"));
+        }
+        let mut fd = 0i32;
+        std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), &mut fd as *mut i32 as *mut u8, 4);
+        Ok(TcpListener::from_raw_fd(fd))
+    }
+}
+
+pub struct Relay {
+    listener: TcpListener,
+}
+
+impl Relay {
+    pub fn start(listener: TcpListener, proxy: PathBuf) -> Relay {
+        let l = listener.try_clone().expect("dup the relay listener");
+        std::thread::Builder::new()
+            .name("airlock-jail-relay".into())
+            .spawn(move || {
+                for conn in l.incoming() {
+                    let Ok(tcp) = conn else { break };
+                    let proxy = proxy.clone();
+                    std::thread::spawn(move || pipe_through(tcp, &proxy));
+                }
+            })
+            .expect("spawn the relay thread");
+        Relay { listener }
+    }
+
+    /// Stops accepting (wakes the accept loop); open connections finish.
+    pub fn stop(self) {
+        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+fn pipe_through(tcp: TcpStream, proxy: &PathBuf) {
+    let Ok(unix) = UnixStream::connect(proxy) else {
+        let _ = tcp.shutdown(Shutdown::Both);
+        return;
+    };
+    let (Ok(mut t2), Ok(mut u2)) = (tcp.try_clone(), unix.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        copy(&mut t2, &mut u2);
+        let _ = u2.shutdown(Shutdown::Write);
+    });
+    let (mut t, mut u) = (tcp, unix);
+    copy(&mut u, &mut t);
+    let _ = t.shutdown(Shutdown::Write);
+    let _ = up.join();
+}
+
+fn copy(from: &mut impl Read, to: &mut impl Write) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

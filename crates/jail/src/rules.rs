@@ -1,0 +1,166 @@
+//! The built-in filesystem rules and how config entries become concrete
+//! host paths: what is hidden (deny-read), what stays read-only inside
+//! writable paths (protected), found at any depth by a bounded walk.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Hidden under the home directory.
+pub const HOME_DENY: &[&str] = &[
+    ".ssh",
+    ".aws",
+    ".config/gcloud",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".gnupg",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".config/gh",
+    ".terraform.d/credentials.tfrc.json",
+    ".vault-token",
+    ".pgpass",
+];
+
+/// Hidden wherever they appear inside the workdir (file-name patterns).
+pub const NAME_DENY: &[&str] = &[
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa",
+    "id_ed25519",
+    "id_ecdsa",
+    "*-service-account*.json",
+    "service-account*.json",
+    "credentials.json",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    ".netrc",
+];
+
+/// Read-only at any depth inside writable paths: files that run code or
+/// change tools' behaviour the next time a human or agent uses them.
+pub const PROTECTED_NAMES: &[&str] = &[
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".envrc",
+    ".npmrc",
+    ".gitmodules",
+    ".mcp.json",
+    ".vscode",
+    ".claude",
+    ".idea",
+    "airlock.yaml",
+];
+/// Inside any `.git` directory.
+pub const PROTECTED_IN_GIT: &[&str] = &["hooks", "config"];
+
+/// Most entries the walk looks at per writable root, so a huge tree cannot
+/// stall a run (the report says when it stopped early).
+pub const WALK_LIMIT: usize = 200_000;
+
+/// Shell-style match of one file name: `*` is any run of characters.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+pub fn is_protected(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if PROTECTED_NAMES.contains(&name) {
+        return true;
+    }
+    path.parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|p| p == ".git" && PROTECTED_IN_GIT.contains(&name))
+}
+
+/// What a walk of the writable roots found.
+#[derive(Debug, Default, Clone)]
+pub struct Found {
+    pub masked: BTreeSet<PathBuf>,
+    pub protected: BTreeSet<PathBuf>,
+    /// True when a root had more than [`WALK_LIMIT`] entries.
+    pub truncated: bool,
+}
+
+/// Walks `roots` (no symlinks followed) and collects the paths matching the
+/// deny-name patterns and the protected names.
+pub fn walk(roots: &[PathBuf], name_deny: &[String]) -> Found {
+    let mut f = Found::default();
+    for root in roots {
+        let mut seen = 0usize;
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                seen += 1;
+                if seen > WALK_LIMIT {
+                    f.truncated = true;
+                    stack.clear();
+                    break;
+                }
+                let p = e.path();
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let Ok(ft) = e.file_type() else { continue };
+                if is_protected(&p) {
+                    f.protected.insert(p.clone());
+                }
+                if name_deny.iter().any(|pat| name_matches(pat, &name)) && !ft.is_symlink() {
+                    f.masked.insert(p.clone());
+                    continue;
+                }
+                if ft.is_dir() && !f.protected.contains(&p) {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(name_matches("*.pem", "server.pem"));
+        assert!(name_matches(".env.*", ".env.production"));
+        assert!(!name_matches(".env.*", ".env"));
+        assert!(name_matches(
+            "*-service-account*.json",
+            "prod-service-account-1.json"
+        ));
+        assert!(!name_matches("*.key", "keyboard.rs"));
+        assert!(is_protected(Path::new("/w/a/b/.git/hooks")));
+        assert!(is_protected(Path::new("/w/.bashrc")));
+        assert!(!is_protected(Path::new("/w/hooks")));
+    }
+}

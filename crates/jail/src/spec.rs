@@ -1,0 +1,68 @@
+//! What the launcher hands the jail's init process (`airlock __jail-init`)
+//! over a pipe: everything already resolved on the host, so the init only
+//! executes decisions and never makes one.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Inside the jail the workload runs as this uid/gid (never 0).
+pub const JAIL_UID: u32 = 1000;
+pub const JAIL_GID: u32 = 1000;
+
+/// File descriptor numbers the init process inherits.
+pub const SPEC_FD: i32 = 3;
+/// Where the init sends the relay's listening socket (SCM_RIGHTS).
+pub const RELAY_FD: i32 = 4;
+/// Where the init reports setup errors and the workload's wait status.
+pub const REPORT_FD: i32 = 5;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitSpec {
+    pub argv: Vec<String>,
+    /// The workload's whole environment (the host's is never inherited).
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    /// An empty host directory the new root is assembled on.
+    pub scratch: PathBuf,
+    /// Host paths bound writable (canonical, existing).
+    pub writable: Vec<PathBuf>,
+    /// Host paths made read-only again inside writable ones (canonical, existing).
+    pub protected: Vec<PathBuf>,
+    /// Host paths hidden (canonical, existing): directories become an empty
+    /// read-only tmpfs, files read as empty.
+    pub masked: Vec<PathBuf>,
+    pub tmp_size: u64,
+    pub rlimits: Rlimits,
+    /// Host uid/gid the jail's uid maps to when the launcher runs as root.
+    pub host_uid: u32,
+    pub host_gid: u32,
+    /// `cgroup.procs` files the init joins before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Listen on 127.0.0.1:port inside the jail's network namespace and
+    /// hand the socket to the launcher, which relays it to the egress proxy.
+    pub relay_port: Option<u16>,
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Rlimits {
+    pub cpu_seconds: u64,
+    pub open_files: u64,
+    pub file_size: u64,
+    /// Fallback when no pids cgroup is available (per host uid, so only
+    /// meaningful with a dedicated uid).
+    pub nproc: Option<u64>,
+}
+
+/// One line the init writes to [`REPORT_FD`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitReport {
+    /// Setup failed before the command ran.
+    Error(String),
+    /// The command could not be executed (errno of execve: ENOENT → 127, else 126).
+    ExecFailed { errno: i32, message: String },
+    /// The command ended: raw wait status.
+    Status(i32),
+}
