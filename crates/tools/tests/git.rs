@@ -498,3 +498,27 @@ async fn a_missing_repository_fails_without_leaking_its_path() {
     assert!(msg.contains("not available"), "{msg}");
     assert!(!msg.contains("secret-location"), "{msg}");
 }
+
+#[tokio::test]
+async fn a_reused_tool_sees_new_commits_and_packs() {
+    let f = fixture();
+    let t = tool("read", &f, 1 << 20, 100);
+    let imp = build_tool("t", &t).unwrap().unwrap();
+    let limits = Limits::effective(&t, None);
+    let read = |path: &'static str| {
+        let canon = imp
+            .canonicalize(&json!({"repo": "work", "path": path}), &limits)
+            .unwrap();
+        let imp = &imp;
+        let limits = &limits;
+        async move { imp.call(&ctx(), canon, limits).await }
+    };
+    assert_eq!(read("README.md").await.unwrap().text, "hello v2\n");
+    std::fs::write(f.work.join("README.md"), "hello v3\n").unwrap();
+    std::fs::write(f.work.join("new.txt"), "new\n").unwrap();
+    git(&f.work, &["add", "-A"]);
+    git(&f.work, &["commit", "-q", "-m", "third"]);
+    git(&f.work, &["gc", "-q"]);
+    assert_eq!(read("README.md").await.unwrap().text, "hello v3\n");
+    assert_eq!(read("new.txt").await.unwrap().text, "new\n");
+}

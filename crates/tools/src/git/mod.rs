@@ -32,6 +32,7 @@ pub struct GitTool {
     name: String,
     op: GitOp,
     repos: BTreeMap<String, PathBuf>,
+    cache: ops::RepoCache,
 }
 
 impl GitTool {
@@ -40,6 +41,7 @@ impl GitTool {
             name: name.to_string(),
             op,
             repos: config.repos.clone(),
+            cache: Default::default(),
         }
     }
 
@@ -194,6 +196,7 @@ impl ToolImpl for GitTool {
             max_file_size: limits.max_file_size,
             deadline: Instant::now() + limits.timeout,
             cancel: ctx.cancel.clone(),
+            cache: self.cache.clone(),
         };
         let op = self.op;
         let timeout = limits.timeout;

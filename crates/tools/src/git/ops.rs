@@ -2,7 +2,9 @@
 //! blocking thread and checks `stop()` in its loops so a timeout or a
 //! cancellation ends it promptly.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use gix::bstr::ByteSlice;
@@ -29,6 +31,7 @@ pub struct Request {
     pub max_file_size: u64,
     pub deadline: Instant,
     pub cancel: CancellationToken,
+    pub cache: RepoCache,
 }
 
 impl Request {
@@ -45,17 +48,34 @@ impl Request {
     }
 }
 
+/// Opened repositories by configured name, shared by all calls of a tool.
+/// gix re-reads refs and discovers new packs on its own, so a cached handle
+/// sees pushes; a repository that fails to open is not cached.
+pub type RepoCache = Arc<Mutex<HashMap<String, gix::ThreadSafeRepository>>>;
+
 fn open(req: &Request) -> Result<gix::Repository, ToolError> {
+    if let Some(r) = req
+        .cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&req.repo_name).cloned())
+    {
+        return Ok(r.to_thread_local());
+    }
     // Isolated: no global or user git config, no environment overrides;
     // only the repository itself is read.
     let opts = gix::open::Options::isolated();
-    gix::open_opts(&req.repo_path, opts).map_err(|e| {
+    let repo = gix::ThreadSafeRepository::open_opts(&req.repo_path, opts).map_err(|e| {
         tracing::warn!(repo = %req.repo_name, path = %req.repo_path.display(), error = %e, "cannot open repository");
         ToolError::failed(format!(
             "repository `{}` is not available right now; tell the operator",
             req.repo_name
         ))
-    })
+    })?;
+    if let Ok(mut c) = req.cache.lock() {
+        c.insert(req.repo_name.clone(), repo.clone());
+    }
+    Ok(repo.to_thread_local())
 }
 
 /// Resolves the (already validated) ref to a commit.
