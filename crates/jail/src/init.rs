@@ -74,9 +74,6 @@ fn run_a() -> Result<()> {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
             "PR_SET_PDEATHSIG".into()
         })?;
-        check(libc::prctl(libc::PR_SET_DUMPABLE, 0), || {
-            "PR_SET_DUMPABLE".into()
-        })?;
     }
     set_rlimits(&spec)?;
 
@@ -94,6 +91,12 @@ fn run_a() -> Result<()> {
             Path::new("/proc/self/gid_map"),
             &format!("{JAIL_GID} {gid} 1"),
         )?;
+    }
+    // Not before the maps above: it makes /proc/self root-owned.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_DUMPABLE, 0), || {
+            "PR_SET_DUMPABLE".into()
+        })?;
     }
     // The mount namespace is B's alone (B's pivot_root must not move A).
     unshare(
@@ -291,8 +294,14 @@ fn exec(spec: &InitSpec) -> InitReport {
         let Ok(p) = sys::cstr(&c) else { continue };
         unsafe { libc::execve(p.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
         let e = sys::errno();
-        // Like a shell: "not found" only if no candidate existed at all.
-        if e != libc::ENOENT && e != libc::ENOTDIR {
+        // Like a shell: "not found" unless some candidate existed; a PATH
+        // directory the jail may not search counts as not there.
+        let unsearchable = e == libc::EACCES
+            && !cmd.contains('/')
+            && c.parent()
+                .and_then(|d| sys::cstr(d).ok())
+                .is_some_and(|d| unsafe { libc::access(d.as_ptr(), libc::X_OK) } != 0);
+        if e != libc::ENOENT && e != libc::ENOTDIR && !unsearchable {
             last = e;
         }
     }

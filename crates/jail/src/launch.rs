@@ -498,11 +498,7 @@ impl Running {
         if let Some(r) = self.relay.take() {
             r.stop();
         }
-        let usage = self
-            .cgroup
-            .as_ref()
-            .map(|c| c.usage())
-            .unwrap_or_default();
+        let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
         let had_cgroup = self.cgroup.is_some();
         cleanup(&self.scratch, self.cgroup.take());
 

@@ -198,7 +198,10 @@ fn mount_dev(t: &Path) -> Result<()> {
 /// Hides `p`: an empty read-only tmpfs over a directory, the jail's empty
 /// /dev/null-like file over anything else.
 fn mask(p: &Path, root: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(p).map_err(|e| format!("stat {}: {e}", p.display()))?;
+    // Not visible in the jail at all (e.g. under the host's /tmp): nothing to hide.
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return Ok(());
+    };
     if meta.is_dir() {
         mount(
             None,
