@@ -4,6 +4,7 @@
 //! Run with `cargo bench -p airlock-tools --bench calls`; prints figures,
 //! asserts nothing.
 
+#[allow(dead_code)] // the bench uses part of the test harness
 #[path = "../tests/support/pg.rs"]
 mod pg;
 

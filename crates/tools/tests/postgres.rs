@@ -108,6 +108,76 @@ async fn postgres_query_tool() {
     writes_and_multiple_statements_are_refused(&env).await;
     timeout_and_cancel_stop_the_server_query(&env).await;
     secrets_never_leak(&env).await;
+    tls_is_verified().await;
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (PEM).
+fn certs() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "airlock test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+/// `sslmode=require` gives TLS verified against the trust store and the
+/// host name; other modes are plaintext, as asked.
+async fn tls_is_verified() {
+    let (ca, cert, key) = certs();
+    let (other_ca, _, _) = certs();
+    let pg = PgCluster::start_tls(&cert, &key);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    std::fs::write(&other_file, other_ca).unwrap();
+    let dsn_file = dir.path().join("dsn");
+    let ssl_query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND $1::int = 1";
+    let run = |dsn: String| {
+        std::fs::write(&dsn_file, dsn).unwrap();
+        let t = Tool {
+            description: None,
+            approval: Approval::None,
+            kind: ToolKind::PostgresQuery(PostgresQuery {
+                dsn: Secret::parse(&format!("${{file:{}}}", dsn_file.display())).unwrap(),
+                sql: ssl_query.into(),
+                params: vec![param("one", SqlType::Integer)],
+                max_rows: 1,
+                timeout: SECS,
+            }),
+        };
+        async move { once(&t, json!({"one": 1})).await }
+    };
+    // This test binary runs one test, so changing the process environment is safe here.
+    std::env::set_var("SSL_CERT_FILE", &ca_file);
+    let out = run(pg.tcp_dsn("sslmode=require")).await.unwrap();
+    assert_eq!(rows(&out)[0]["ssl"], true);
+    let out = run(pg.tcp_dsn("")).await.unwrap();
+    assert_eq!(rows(&out)[0]["ssl"], false, "prefer/disable stay plaintext");
+    // The certificate names 127.0.0.1, not localhost: refused (localhost
+    // itself is reachable, as the plaintext call shows).
+    run(pg.tcp_dsn("").replace("127.0.0.1", "localhost"))
+        .await
+        .unwrap();
+    let e = run(pg
+        .tcp_dsn("sslmode=require")
+        .replace("127.0.0.1", "localhost"))
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ToolError::Failed(_)), "{e:?}");
+    // A server whose CA is not trusted: refused.
+    std::env::set_var("SSL_CERT_FILE", &other_file);
+    let e = run(pg.tcp_dsn("sslmode=require")).await.unwrap_err();
+    assert!(matches!(e, ToolError::Failed(_)), "{e:?}");
+    std::env::remove_var("SSL_CERT_FILE");
 }
 
 async fn types_map_to_json(env: &Env) {

@@ -8,14 +8,17 @@
 
 mod params;
 mod rows;
+mod tls;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_config::{PostgresQuery, Secret, SqlParam};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::{json, Map, Value};
 use tokio::sync::OnceCell;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
@@ -29,6 +32,13 @@ pub use rows::Numeric;
 /// Connections kept per tool.
 const POOL_SIZE: usize = 4;
 
+/// A tool's connection pool, and the TLS connector its connections use
+/// (also needed to cancel a running query).
+struct Db {
+    pool: Pool,
+    tls: Option<tls::MakeRustls>,
+}
+
 /// One declared `postgres.query` tool.
 pub struct PostgresTool {
     name: String,
@@ -36,7 +46,7 @@ pub struct PostgresTool {
     params: Vec<SqlParam>,
     dsn: Secret,
     /// Built at the first call (the DSN is resolved then, not at load).
-    pool: OnceCell<Pool>,
+    db: OnceCell<Db>,
 }
 
 impl PostgresTool {
@@ -58,12 +68,12 @@ impl PostgresTool {
             sql: c.sql.clone(),
             params: c.params.clone(),
             dsn: c.dsn.clone(),
-            pool: OnceCell::new(),
+            db: OnceCell::new(),
         })
     }
 
-    async fn pool(&self) -> Result<&Pool, ToolError> {
-        self.pool
+    async fn db(&self) -> Result<&Db, ToolError> {
+        self.db
             .get_or_try_init(|| async {
                 let unavailable = || {
                     ToolError::failed("the database is not available right now; tell the operator")
@@ -81,17 +91,34 @@ impl PostgresTool {
                 if cfg.get_connect_timeout().is_none() {
                     cfg.connect_timeout(Duration::from_secs(10));
                 }
-                let mgr = Manager::from_config(
-                    cfg,
-                    NoTls,
-                    ManagerConfig {
-                        recycling_method: RecyclingMethod::Fast,
-                    },
-                );
-                Pool::builder(mgr).max_size(POOL_SIZE).build().map_err(|e| {
-                    tracing::warn!(tool = %self.name, error = %e, "pool");
-                    unavailable()
-                })
+                let mc = || ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                };
+                let mgr = match cfg.get_ssl_mode() {
+                    SslMode::Require => {
+                        let tls = tls::client_config().map_err(|e| {
+                            tracing::warn!(tool = %self.name, error = %e, "TLS setup");
+                            unavailable()
+                        })?;
+                        let tls = tls::MakeRustls(Arc::new(tls));
+                        (Manager::from_config(cfg, tls.clone(), mc()), Some(tls))
+                    }
+                    // `prefer` (the default) and `disable`: plaintext, as
+                    // asked; say `sslmode=require` to get verified TLS.
+                    _ => {
+                        cfg.ssl_mode(SslMode::Disable);
+                        (Manager::from_config(cfg, NoTls, mc()), None)
+                    }
+                };
+                let (mgr, tls) = mgr;
+                let pool = Pool::builder(mgr)
+                    .max_size(POOL_SIZE)
+                    .build()
+                    .map_err(|e| {
+                        tracing::warn!(tool = %self.name, error = %e, "pool");
+                        unavailable()
+                    })?;
+                Ok(Db { pool, tls })
             })
             .await
     }
@@ -175,12 +202,12 @@ impl ToolImpl for PostgresTool {
         };
         tokio::pin!(stop);
 
-        let pool = tokio::select! {
-            p = self.pool() => p?,
+        let db = tokio::select! {
+            d = self.db() => d?,
             e = &mut stop => return Err(e),
         };
         let mut client = tokio::select! {
-            c = pool.get() => c.map_err(|e| {
+            c = db.pool.get() => c.map_err(|e| {
                 tracing::warn!(tool = %self.name, error = %e, "pool get");
                 ToolError::failed("the database is not reachable right now; try again later")
             })?,
@@ -264,8 +291,12 @@ impl ToolImpl for PostgresTool {
             Err(e) => {
                 // Stop the server-side query too, and never reuse a
                 // connection left mid-statement.
+                let tls = db.tls.clone();
                 tokio::spawn(async move {
-                    let _ = cancel_token.cancel_query(NoTls).await;
+                    let _ = match tls {
+                        Some(tls) => cancel_token.cancel_query(tls).await,
+                        None => cancel_token.cancel_query(NoTls).await,
+                    };
                 });
                 let _ = deadpool_postgres::Object::take(client);
                 return Err(e);

@@ -18,6 +18,9 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_nobody: bool,
+    /// Port of the socket, and of 127.0.0.1 when started with TLS.
+    port: u16,
+    tcp: bool,
 }
 
 const PORT: u16 = 5432;
@@ -52,7 +55,18 @@ fn is_root(dir: &Path) -> bool {
 }
 
 impl PgCluster {
+    /// A cluster on a Unix socket only.
     pub fn start() -> PgCluster {
+        Self::start_inner(None)
+    }
+
+    /// A cluster that also listens on 127.0.0.1 with TLS (`ssl=on`) using
+    /// this PEM certificate chain and key; see [`PgCluster::tcp_dsn`].
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> PgCluster {
+        Self::start_inner(Some((cert_pem, key_pem)))
+    }
+
+    fn start_inner(tls: Option<(&str, &str)>) -> PgCluster {
         let bin = bindir();
         let dir = tempfile::Builder::new()
             .prefix("airlock-pg-")
@@ -67,10 +81,12 @@ impl PgCluster {
                 .unwrap();
             assert!(st.success(), "chown of the cluster dir failed");
         }
-        let pg = PgCluster {
+        let mut pg = PgCluster {
             dir,
             bin,
             as_nobody,
+            port: PORT,
+            tcp: false,
         };
         let data = pg.data();
         let out = pg.run(
@@ -92,9 +108,30 @@ impl PgCluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut listen = "''".to_string();
+        if let Some((cert, key)) = tls {
+            // The data dir's owner must own the key, readable by it alone.
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if pg.as_nobody {
+                    let st = Command::new("chown")
+                        .args(["nobody:nogroup", path.to_str().unwrap()])
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                }
+            }
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            pg.port = free.local_addr().unwrap().port();
+            pg.tcp = true;
+            listen = "127.0.0.1 -c ssl=on".to_string();
+        }
         let opts = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -p {PORT} -c fsync=off -c full_page_writes=off",
-            pg.socket_dir().display()
+            "-c listen_addresses={listen} -c unix_socket_directories='{}' -p {} -c fsync=off -c full_page_writes=off",
+            pg.socket_dir().display(),
+            pg.port
         );
         let log = pg.dir.path().join("log");
         let out = pg.run(
@@ -129,11 +166,22 @@ impl PgCluster {
         self.dir.path()
     }
 
-    /// A libpq-style DSN for the `postgres` superuser.
+    /// A libpq-style DSN for the `postgres` superuser over the Unix socket.
     pub fn dsn(&self) -> String {
         format!(
-            "host={} port={PORT} user=postgres dbname=postgres",
-            self.socket_dir().display()
+            "host={} port={} user=postgres dbname=postgres",
+            self.socket_dir().display(),
+            self.port
+        )
+    }
+
+    /// A DSN over loopback TCP (clusters from [`PgCluster::start_tls`]),
+    /// with `extra` options such as `sslmode=require`.
+    pub fn tcp_dsn(&self, extra: &str) -> String {
+        assert!(self.tcp, "cluster started without TCP");
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres {extra}",
+            self.port
         )
     }
 
@@ -167,7 +215,7 @@ impl PgCluster {
                 "-h",
                 self.socket_dir().to_str().unwrap(),
                 "-p",
-                &PORT.to_string(),
+                &self.port.to_string(),
                 "-U",
                 "postgres",
                 "-d",
