@@ -75,6 +75,27 @@ async fn handle(
             .status(503)
             .body(Full::new(Bytes::from_static(b"down for maintenance")))
             .unwrap(),
+        "/v1/echo" => {
+            let a = seen
+                .lock()
+                .unwrap()
+                .last()
+                .unwrap()
+                .auth
+                .clone()
+                .unwrap_or_default();
+            let token = a.trim_start_matches("Bearer ").to_string();
+            Response::builder()
+                .header("content-type", "application/json")
+                .header(
+                    "location",
+                    format!("https://elsewhere.example/cb?token={token}"),
+                )
+                .body(Full::new(Bytes::from(
+                    json!({"headers": {"authorization": a}, "token": token}).to_string(),
+                )))
+                .unwrap()
+        }
         "/v1/bin" => Response::new(Full::new(Bytes::from_static(&[0xff, 0xfe, 0, 1]))),
         "/v1/deploy" => {
             json(json!({"received": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)}))
@@ -141,6 +162,7 @@ async fn setup(max_response: u64, timeout: Duration) -> Setup {
                 route("GET", "/slow"),
                 route("GET", "/fail"),
                 route("GET", "/bin"),
+                route("GET", "/echo"),
             ],
             auth: Some(HttpAuth {
                 header: "Authorization".into(),
@@ -435,4 +457,34 @@ async fn an_unresolvable_credential_fails_closed_without_sending() {
         "{e:?}"
     );
     assert!(s.srv.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_service_echoing_the_credential_cannot_leak_it() {
+    let s = setup(1 << 20, Duration::from_secs(5)).await;
+    let out = run(&s, None, json!({"method": "GET", "path": "/echo"}))
+        .await
+        .unwrap();
+    assert!(!out.text.contains("s3cret-token"), "{}", out.text);
+    let v = out.structured.unwrap();
+    assert!(!v.to_string().contains("s3cret-token"), "{v}");
+    assert_eq!(v["json"]["headers"]["authorization"], "[redacted]");
+    assert_eq!(v["json"]["token"], "[redacted]");
+    assert_eq!(
+        v["headers"]["location"],
+        "https://elsewhere.example/cb?token=[redacted]"
+    );
+    // It was really sent.
+    assert_eq!(
+        s.srv.seen.lock().unwrap()[0].auth.as_deref(),
+        Some("Bearer s3cret-token")
+    );
+    // Cut mid-token by the size cap: the fragment is dropped too.
+    let s = setup(40, Duration::from_secs(5)).await;
+    let out = run(&s, None, json!({"method": "GET", "path": "/echo"}))
+        .await
+        .unwrap();
+    let v = out.structured.unwrap();
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["text"], "{\"headers\":{\"authorization\":\"[redacted]");
 }

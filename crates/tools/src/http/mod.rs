@@ -5,13 +5,16 @@
 //! as the result, with its `Location`.
 
 mod path;
+mod redact;
 
 use std::time::Duration;
 
+use airlock_config::secret::resolve_ref;
 use airlock_config::{HttpRequest, Secret};
 use futures_util::StreamExt;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
 
 use crate::args::{clip, Args};
 use crate::{CallContext, Limits, ToolError, ToolImpl, ToolOutput};
@@ -264,11 +267,19 @@ impl ToolImpl for HttpTool {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(bytes);
         }
+        // Values that must never come back to the model, should the service
+        // echo them: the header value and each secret it was built from.
+        let mut secrets: Vec<Zeroizing<String>> = Vec::new();
         if let Some((header, secret)) = &self.auth {
-            let value = secret.resolve().map_err(|e| {
+            let unavailable = |e: &dyn std::fmt::Display| {
                 tracing::warn!(tool = %self.name, error = %e, "credential unavailable");
                 ToolError::failed("this tool's credential is not available; tell the operator")
-            })?;
+            };
+            let value = secret.resolve().map_err(|e| unavailable(&e))?;
+            for r in secret.refs() {
+                secrets.push(resolve_ref(&r).map_err(|e| unavailable(&e))?);
+            }
+            secrets.push(Zeroizing::new(value.expose().to_string()));
             let mut hv = HeaderValue::from_str(value.expose()).map_err(|_| {
                 ToolError::failed(
                     "this tool's credential is not a valid header value; tell the operator",
@@ -320,11 +331,17 @@ impl ToolImpl for HttpTool {
             }
             Ok::<_, ToolError>((status, headers, is_json, body, truncated))
         };
-        let (status, headers, is_json, body, truncated) = tokio::select! {
+        let (status, mut headers, is_json, mut body, truncated) = tokio::select! {
             r = exchange => r?,
             _ = ctx.cancel.cancelled() => return Err(ToolError::Cancelled),
             _ = tokio::time::sleep(timeout) => return Err(ToolError::Timeout(timeout)),
         };
+        redact::body(&mut body, &secrets, truncated);
+        for v in headers.values_mut() {
+            let mut b = v.as_str().unwrap_or_default().as_bytes().to_vec();
+            redact::body(&mut b, &secrets, false);
+            *v = String::from_utf8_lossy(&b).into_owned().into();
+        }
         let parsed = if is_json && !truncated {
             serde_json::from_slice::<Value>(&body).ok()
         } else {
