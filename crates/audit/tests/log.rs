@@ -349,7 +349,7 @@ impl Write for Buf {
 /// (format, a raw secret in that format, the placeholder kind)
 fn secrets() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        ("github classic", format!("ghp_{}", "A1b2C3d4E5".repeat(4)[..36].to_string()), "github-token"),
+        ("github classic", format!("ghp_{}", &"A1b2C3d4E5".repeat(4)[..36]), "github-token"),
         ("github fine-grained", format!("github_pat_11ABCDEFG0{}", "x7Yz".repeat(12)), "github-pat"),
         ("gitlab", "glpat-Zq3xY8vW2uT5sR1pQ9nM".to_string(), "gitlab-token"),
         ("slack bot", "xoxb-2148-1234567890-AbCdEfGhIjKlMnOp".to_string(), "slack-token"),
