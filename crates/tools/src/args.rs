@@ -56,14 +56,25 @@ impl<'a> Args<'a> {
     pub fn opt_u32(&self, key: &str, max: u32) -> Result<Option<u32>, ToolError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= 1 && n <= u64::from(max) => Ok(Some(n as u32)),
+            Some(v) => match as_int(v) {
+                Some(n) if n >= 1 && n <= i64::from(max) => Ok(Some(n as u32)),
                 _ => Err(ToolError::invalid(format!(
                     "`{key}` must be an integer from 1 to {max}"
                 ))),
             },
         }
     }
+}
+
+/// A JSON integer as JSON Schema defines it: any number with no fractional
+/// part (`2` and `2.0` alike), exact only within ±2^53 for the float form.
+pub fn as_int(v: &Value) -> Option<i64> {
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    (f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
 }
 
 /// At most `max` characters of `s`, for echoing input in messages.

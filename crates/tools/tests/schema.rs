@@ -194,6 +194,7 @@ fn tools() -> Vec<Case> {
             Some(only_svc),
             vec![
                 (json!({"repo": "svc", "max_entries": 10}), Both),
+                (json!({"repo": "svc", "max_entries": 10.0}), Both),
                 (json!({"repo": "svc", "path": "src", "ref": "main"}), Both),
                 (json!({"repo": "svc", "max_entries": 11}), Shape),
                 (json!({"repo": "svc", "max_entries": 0}), Shape),
@@ -207,6 +208,7 @@ fn tools() -> Vec<Case> {
                 (pg_ok.clone(), Both),
                 (with("id", json!(-2147483648i64)), Both),
                 (with("f", json!(3)), Both),
+                (with("id", json!(2.0)), Both),
                 (with("id", json!(2147483648i64)), Shape),
                 (with("id", json!("1")), Shape),
                 (with("id", json!(1.5)), Shape),

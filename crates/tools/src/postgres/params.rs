@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
-use crate::args::clip;
+use crate::args::{as_int, clip};
 use crate::ToolError;
 
 /// Longest text parameter.
@@ -90,7 +90,7 @@ pub fn check(p: &SqlParam, v: &Value) -> Result<Param, ToolError> {
     };
     Ok(match p.ty {
         SqlType::Integer => {
-            let n = v.as_i64().ok_or_else(wrong)?;
+            let n = as_int(v).ok_or_else(wrong)?;
             if i32::try_from(n).is_err() {
                 return Err(ToolError::invalid(format!(
                     "parameter `{}` is out of range for an integer ({} to {})",
@@ -101,7 +101,7 @@ pub fn check(p: &SqlParam, v: &Value) -> Result<Param, ToolError> {
             }
             Param::Int(n)
         }
-        SqlType::BigInt => Param::Int(v.as_i64().ok_or_else(wrong)?),
+        SqlType::BigInt => Param::Int(as_int(v).ok_or_else(wrong)?),
         SqlType::Float => {
             let f = match v {
                 Value::Number(n) => n.as_f64().ok_or_else(wrong)?,
