@@ -501,3 +501,275 @@ fn official_sdks_over_stdio_and_http() {
         check_sdk(&run_client("node", &args, &sdk_calls()), "typescript http");
     }
 }
+
+/// Agent tools: a workdir the jail's uid can write, a secret outside it
+/// that `deny_read` hides, and a file outside that must stay unchanged.
+struct AgentFixture {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    workdir: PathBuf,
+    secret: PathBuf,
+    outside: PathBuf,
+}
+
+fn agent_fixture() -> AgentFixture {
+    use std::os::unix::fs::PermissionsExt;
+    // Not under /tmp: the jail has a private /tmp, which would make
+    // "outside" paths there trivially unreachable and the test meaningless.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let workdir = dir.path().join("work");
+    std::fs::create_dir(&workdir).unwrap();
+    // Running as root, the jail maps to nobody: give it the workdir.
+    if unsafe { libc_geteuid() } == 0 {
+        Command::new("chown")
+            .args(["65534:65534"])
+            .arg(&workdir)
+            .status()
+            .unwrap();
+    }
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-VALUE\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let outside = dir.path().join("outside.txt");
+    std::fs::write(&outside, "original\n").unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"version: 1
+sandbox:
+  filesystem:
+    deny_read: ["{secret}"]
+tools:
+  bash: {{ kind: agent.bash, timeout: 3s, max_output: 2KiB }}
+  read: {{ kind: agent.read }}
+  write: {{ kind: agent.write }}
+  edit: {{ kind: agent.edit }}
+  glob: {{ kind: agent.glob }}
+  grep: {{ kind: agent.grep }}
+agents:
+  dev:
+    keys: ["${{env:AIRLOCK_CLI_CI_KEY}}"]
+    allowed_tools: [bash, read, write, edit, glob, grep]
+  other:
+    keys: ["${{env:AIRLOCK_CLI_REV_KEY}}"]
+    allowed_tools: [bash]
+"#,
+            secret = secret.display()
+        ),
+    )
+    .unwrap();
+    AgentFixture {
+        _dir: dir,
+        config,
+        workdir,
+        secret,
+        outside,
+    }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn serve_agent(f: &AgentFixture) -> Server {
+    let mut child = airlock()
+        .args(["mcp", "--config"])
+        .arg(&f.config)
+        .args(["--listen", "127.0.0.1:0", "--workdir"])
+        .arg(&f.workdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|s| s.strip_suffix("/mcp"))
+        .unwrap()
+        .to_string();
+    Server { child, addr }
+}
+
+fn tool(addr: &str, key: &str, name: &str, args: Value) -> (bool, String) {
+    let (st, v) = call(
+        addr,
+        Some(key),
+        "tools/call",
+        json!({"name": name, "arguments": args.clone()}),
+    );
+    assert_eq!(st, 200, "{name} {args}: {v}");
+    (is_error(&v), text(&v))
+}
+
+#[test]
+fn agent_tools_run_in_the_jail_and_cannot_escape_it() {
+    let f = agent_fixture();
+    let s = serve_agent(&f);
+    let a = s.addr.as_str();
+
+    // Persistent shell: cwd and variables survive between calls; the uid is the jail's.
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": "mkdir -p sub && cd sub && X=42 && echo started"}),
+    );
+    assert!(!e && t.contains("started"), "{t}");
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": "pwd; echo X=$X; id -u"}),
+    );
+    assert!(
+        !e && t.contains("/work/sub") && t.contains("X=42") && t.contains("1000"),
+        "{t}"
+    );
+    // Another agent has its own jail and shell.
+    let (_, t) = tool(a, KEY_REV, "bash", json!({"command": "pwd; echo X=$X"}));
+    assert!(t.contains("X=\n") && !t.contains("/work/sub"), "{t}");
+
+    // File tools, relative to the workdir whatever bash's cwd is.
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "write",
+        json!({"file_path": "src/lib.rs", "content": "fn a() {}\nfn b() {}\n// fn a\n"}),
+    );
+    assert!(!e, "{t}");
+    assert_eq!(
+        std::fs::read_to_string(f.workdir.join("src/lib.rs")).unwrap(),
+        "fn a() {}\nfn b() {}\n// fn a\n"
+    );
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "read",
+        json!({"file_path": "src/lib.rs", "offset": 2, "limit": 1}),
+    );
+    assert!(!e && t == "     2\tfn b() {}\n", "{t:?}");
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "edit",
+        json!({"file_path": "src/lib.rs", "old_string": "fn a", "new_string": "fn z"}),
+    );
+    assert!(e && t.contains("occurs 2 times"), "{t}");
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "edit",
+        json!({"file_path": "src/lib.rs", "old_string": "fn b()", "new_string": "fn c()"}),
+    );
+    assert!(!e, "{t}");
+    let (e, t) = tool(a, KEY_CI, "glob", json!({"pattern": "**/*.rs"}));
+    assert!(!e && t == "src/lib.rs", "{t}");
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "grep",
+        json!({"pattern": "fn c", "glob": "*.rs"}),
+    );
+    assert!(!e && t.contains("src/lib.rs:2:fn c() {}"), "{t}");
+
+    // Escapes: writing outside the workdir, directly, by traversal, or through a symlink.
+    let outside = f.outside.display().to_string();
+    for p in [
+        outside.clone(),
+        "../outside.txt".into(),
+        "../../../../etc/airlock-pwned".into(),
+    ] {
+        let (e, t) = tool(
+            a,
+            KEY_CI,
+            "write",
+            json!({"file_path": p, "content": "pwned"}),
+        );
+        assert!(e, "{p}: {t}");
+    }
+    let (_, t) = tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": format!("ln -s {outside} link && echo linked")}),
+    );
+    assert!(t.contains("linked"), "{t}");
+    // Through the link: whatever the jail makes of it, the host file stays untouched.
+    tool(
+        a,
+        KEY_CI,
+        "write",
+        json!({"file_path": "link", "content": "pwned"}),
+    );
+    tool(
+        a,
+        KEY_CI,
+        "edit",
+        json!({"file_path": "link", "old_string": "original", "new_string": "pwned"}),
+    );
+    tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": format!("echo pwned > {outside}; echo pwned >> link")}),
+    );
+    assert_eq!(std::fs::read_to_string(&f.outside).unwrap(), "original\n");
+    assert!(!Path::new("/etc/airlock-pwned").exists());
+
+    // deny_read hides the secret from every tool, by path and through links.
+    let secret = f.secret.display().to_string();
+    let (_, t) = tool(a, KEY_CI, "read", json!({"file_path": secret}));
+    assert!(!t.contains("TOP-SECRET"), "{t}");
+    let (_, t) = tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": format!("cat {secret}; ln -sf {secret} s2; cat s2")}),
+    );
+    assert!(!t.contains("TOP-SECRET"), "{t}");
+    let (_, t) = tool(a, KEY_CI, "read", json!({"file_path": "s2"}));
+    assert!(!t.contains("TOP-SECRET"), "{t}");
+    let (_, t) = tool(a, KEY_CI, "grep", json!({"pattern": "TOP", "path": secret}));
+    assert!(!t.contains("TOP-SECRET-VALUE"), "{t}");
+
+    // No network inside the jail.
+    let (e, _) = tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": "exec 3<>/dev/tcp/127.0.0.1/1 && echo connected"}),
+    );
+    assert!(e);
+
+    // Output cap and timeout: the shell is restarted, with a clear message.
+    let (_, t) = tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": "head -c 100000 /dev/zero | tr '\\0' x"}),
+    );
+    assert!(
+        t.contains("[output cut at 2048 bytes]") && t.len() < 2300,
+        "{}",
+        t.len()
+    );
+    let (e, t) = tool(a, KEY_CI, "bash", json!({"command": "sleep 30"}));
+    assert!(e && t.contains("longer than 3s"), "{t}");
+    let (e, t) = tool(a, KEY_CI, "bash", json!({"command": "echo X=$X"}));
+    assert!(!e && t.contains("[new shell") && t.contains("X=\n"), "{t}");
+    let (e, t) = tool(
+        a,
+        KEY_CI,
+        "bash",
+        json!({"command": "true", "timeout": 999}),
+    );
+    assert!(e && t.starts_with("invalid arguments"), "{t}");
+}

@@ -5,6 +5,7 @@
 //! one) → call → audit. Over HTTP the caller is the agent its Bearer key
 //! names; over stdio the agent is fixed by the operator.
 
+pub mod agent;
 pub mod audit;
 pub mod auth;
 mod call;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use airlock_config::{Approval, Config, Secret};
+use airlock_mcp::agent::{AgentOptions, AgentTools};
 use airlock_mcp::{Catalogs, HttpOptions, HttpServer, Shared, SharedOptions, TracingAudit};
 use anyhow::{anyhow, bail, Context};
 
@@ -41,6 +42,10 @@ pub struct Args {
     /// Largest request body in bytes (413 beyond).
     #[arg(long, default_value_t = 4 << 20)]
     max_body: usize,
+    /// Directory the agent.* tools work in (each session gets its own jail
+    /// with this workdir). Default: the current directory.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
     /// Secret reference (`${env:NAME}` or `${file:/path}`) of the Bearer key /metrics requires.
     #[arg(long)]
     metrics_key: Option<String>,
@@ -62,9 +67,31 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     airlock_config::load_file(path).map_err(|d| anyhow!("{}:\n{d}", path.display()))
 }
 
-/// The tool kinds this binary can serve.
-fn catalogs() -> Catalogs {
-    Catalogs(vec![Arc::new(airlock_mcp::declared::DeclaredTools)])
+/// The tool kinds this binary can serve: the declared kinds, and the
+/// agent toolset in per-session jails.
+fn catalogs(
+    config: &Config,
+    workdir: Option<&Path>,
+) -> anyhow::Result<(Catalogs, Arc<AgentTools>)> {
+    let workdir = match workdir {
+        Some(w) => w.to_path_buf(),
+        None => std::env::current_dir().context("the current directory (the default --workdir)")?,
+    };
+    let agent = AgentTools::new(AgentOptions {
+        workdir: std::fs::canonicalize(&workdir)
+            .with_context(|| format!("--workdir {}", workdir.display()))?,
+        sandbox: config.sandbox.clone(),
+        launcher: None,
+        max_sessions: 64,
+        idle_timeout: std::time::Duration::from_secs(30 * 60),
+    })
+    .map_err(|e| anyhow!(e))?;
+    let agent = Arc::new(agent);
+    let catalogs = Catalogs(vec![
+        Arc::new(airlock_mcp::declared::DeclaredTools),
+        agent.clone(),
+    ]);
+    Ok((catalogs, agent))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -75,9 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .any(|t| t.approval == Approval::Required);
     let approvals = (needs_approvals || args.approvals.is_some())
         .then(|| approvals_path(args.approvals.as_deref()));
+    let (catalogs, agent_tools) = catalogs(&config, args.workdir.as_deref())?;
     let shared = Shared::new(
         &config,
-        catalogs(),
+        catalogs,
         SharedOptions {
             approvals,
             audit: Arc::new(TracingAudit),
@@ -93,7 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         spawn_reload(shared.clone(), args.config.clone())?;
         if args.stdio {
             let agent = args.agent.as_deref().unwrap_or_default();
-            airlock_mcp::serve_stdio(shared, agent).await?;
+            let served = airlock_mcp::serve_stdio(shared, agent).await;
+            tokio::task::spawn_blocking(move || agent_tools.close_all()).await?;
+            served?;
             return Ok(ExitCode::SUCCESS);
         }
         let listen = args.listen.as_deref().unwrap_or_default();
@@ -127,6 +157,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         wait_for_stop().await;
         tracing::info!(target: "airlock::mcp", "shutting down");
         server.shutdown().await;
+        // Session jails end with the server (their protected-file scan runs now).
+        tokio::task::spawn_blocking(move || agent_tools.close_all()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

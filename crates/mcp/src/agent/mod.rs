@@ -1,0 +1,241 @@
+//! The agent toolset — `agent.bash`, `read`, `write`, `edit`, `glob`,
+//! `grep` — run inside one jail per MCP session.
+//!
+//! Each session (an `Mcp-Session-Id`, a stdio connection, or, for stateless
+//! 2026-07-28 requests, the agent itself) gets one jail running one
+//! persistent bash with the configured workdir; every tool of the session
+//! runs as commands in that shell, so the jail's confinement (read-only
+//! view, deny-read masks, writable workdir only, protected files, landlock,
+//! seccomp, no network) covers the file tools exactly as it covers bash.
+//! Nothing here touches the host filesystem directly.
+
+mod ops;
+pub mod shell;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use airlock_config::{Constraint, Sandbox, Tool, ToolKind};
+use airlock_jail::JailSpec;
+
+use crate::tools::{Catalog, Declared, Served};
+use shell::{Ran, Shell, ShellError};
+
+/// Where and how session jails run.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// The directory every session works in (writable inside the jail).
+    pub workdir: PathBuf,
+    /// `sandbox:` of the config: masks, writable paths, limits.
+    pub sandbox: Sandbox,
+    /// The `airlock` binary that acts as the jail's init (default: this
+    /// executable).
+    pub launcher: Option<PathBuf>,
+    /// Live session jails at most; a new session beyond it is refused.
+    pub max_sessions: usize,
+    /// A session jail unused this long is stopped.
+    pub idle_timeout: Duration,
+}
+
+/// The catalog of `agent.*` kinds.
+pub struct AgentTools {
+    sessions: Arc<Sessions>,
+}
+
+impl AgentTools {
+    pub fn new(opts: AgentOptions) -> Result<AgentTools, String> {
+        let meta = std::fs::metadata(&opts.workdir)
+            .map_err(|e| format!("agent workdir {}: {e}", opts.workdir.display()))?;
+        if !meta.is_dir() {
+            return Err(format!(
+                "agent workdir {} is not a directory",
+                opts.workdir.display()
+            ));
+        }
+        Ok(AgentTools {
+            sessions: Arc::new(Sessions {
+                opts,
+                map: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Stops every session jail (on shutdown).
+    pub fn close_all(&self) {
+        let all: Vec<_> = self
+            .sessions
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (_, s) in all {
+            if let Ok(mut g) = s.shell.try_lock() {
+                if let Some(sh) = g.take() {
+                    sh.close();
+                }
+            }
+        }
+    }
+}
+
+impl Catalog for AgentTools {
+    fn build(&self, _name: &str, tool: &Tool) -> Result<Option<Arc<dyn Declared>>, String> {
+        let agent_kind = matches!(
+            tool.kind,
+            ToolKind::AgentBash(_)
+                | ToolKind::AgentRead(_)
+                | ToolKind::AgentWrite(_)
+                | ToolKind::AgentEdit(_)
+                | ToolKind::AgentGlob(_)
+                | ToolKind::AgentGrep(_)
+        );
+        Ok(agent_kind.then(|| Arc::new(AgentDeclared(self.sessions.clone())) as Arc<dyn Declared>))
+    }
+}
+
+struct AgentDeclared(Arc<Sessions>);
+
+impl Declared for AgentDeclared {
+    fn serve(
+        &self,
+        tool: &Tool,
+        constraint: Option<&Constraint>,
+    ) -> Result<Arc<dyn Served>, String> {
+        let op = ops::Op::new(&tool.kind, constraint).ok_or("not an agent tool")?;
+        Ok(Arc::new(ops::AgentTool {
+            op,
+            sessions: self.0.clone(),
+        }))
+    }
+}
+
+struct SessionJail {
+    shell: Arc<tokio::sync::Mutex<Option<Shell>>>,
+    last_used: Mutex<Instant>,
+}
+
+pub(crate) struct Sessions {
+    opts: AgentOptions,
+    map: Mutex<HashMap<String, Arc<SessionJail>>>,
+}
+
+impl Sessions {
+    fn spec(&self) -> JailSpec {
+        let mut spec = JailSpec::new(self.opts.workdir.clone(), self.opts.sandbox.clone());
+        if let Some(l) = &self.opts.launcher {
+            spec.launcher = l.clone();
+        }
+        // The jail's files belong to the workdir's owner, unless that is
+        // root (the jail never maps to host root).
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(&self.opts.workdir) {
+            if m.uid() != 0 {
+                spec.host_uid = m.uid();
+                spec.host_gid = m.gid();
+            }
+        }
+        spec
+    }
+
+    fn session(&self, agent: &str, session: Option<&str>) -> Result<Arc<SessionJail>, String> {
+        let key = format!("{agent}\0{}", session.unwrap_or("(stateless)"));
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        // Stop jails idle past the timeout (those not busy right now).
+        let idle: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| {
+                now.duration_since(*s.last_used.lock().unwrap_or_else(|e| e.into_inner()))
+                    > self.opts.idle_timeout
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in idle {
+            if let Some(s) = map.remove(&k) {
+                if let Ok(mut g) = s.shell.clone().try_lock_owned() {
+                    if let Some(sh) = g.take() {
+                        std::thread::spawn(move || sh.close());
+                    }
+                }
+            }
+        }
+        if let Some(s) = map.get(&key) {
+            *s.last_used.lock().unwrap_or_else(|e| e.into_inner()) = now;
+            return Ok(s.clone());
+        }
+        if map.len() >= self.opts.max_sessions {
+            return Err(format!(
+                "too many live agent sessions ({}); try again when one ends",
+                self.opts.max_sessions
+            ));
+        }
+        let s = Arc::new(SessionJail {
+            shell: Arc::new(tokio::sync::Mutex::new(None)),
+            last_used: Mutex::new(now),
+        });
+        map.insert(key, s.clone());
+        Ok(s)
+    }
+
+    /// Runs `script` in the session's shell, starting one if needed.
+    /// Returns whether a new shell was started for this call.
+    pub(crate) async fn exec(
+        &self,
+        ctx: &crate::tools::CallCtx,
+        script: String,
+        timeout: Duration,
+        cap: usize,
+    ) -> Result<(Ran, bool), String> {
+        let sj = self.session(&ctx.agent, ctx.session.as_deref())?;
+        let mut guard = sj.shell.clone().lock_owned().await;
+        let mut started = false;
+        if guard.is_none() {
+            let spec = self.spec();
+            let sh = tokio::task::spawn_blocking(move || Shell::start(&spec))
+                .await
+                .map_err(|e| format!("starting the jail: {e}"))?
+                .map_err(|e| e.to_string())?;
+            *guard = Some(sh);
+            started = true;
+        }
+        let killer = guard.as_ref().map(Shell::killer).ok_or("no shell")?;
+        let k2 = killer.clone();
+        let mut task = tokio::task::spawn_blocking(move || {
+            let r = guard.as_mut().map(|sh| sh.run(&script, cap, &k2));
+            (guard, r)
+        });
+        let mut why: Option<ShellError> = None;
+        let joined = tokio::select! {
+            j = &mut task => j,
+            _ = tokio::time::sleep(timeout) => {
+                why = Some(ShellError::Timeout(timeout));
+                killer.kill();
+                (&mut task).await
+            }
+            _ = ctx.cancel.cancelled() => {
+                why = Some(ShellError::Cancelled);
+                killer.kill();
+                (&mut task).await
+            }
+        };
+        let (mut guard, result) = joined.map_err(|e| format!("shell task: {e}"))?;
+        match (why, result) {
+            (None, Some(Ok(ran))) => Ok((ran, started)),
+            (why, result) => {
+                // The shell is gone or unusable: kill and reap it off the runtime.
+                if let Some(sh) = guard.take() {
+                    tokio::task::spawn_blocking(move || drop(sh));
+                }
+                let err = match (why, result) {
+                    (Some(w), _) => w,
+                    (None, Some(Err(e))) => e,
+                    _ => ShellError::Exited,
+                };
+                Err(err.to_string())
+            }
+        }
+    }
+}
