@@ -51,6 +51,7 @@ fn fixture() -> Fixture {
     git(&work, &["commit", "-q", "-m", "first commit"]);
     let first = git(&work, &["rev-parse", "HEAD"]);
     git(&work, &["tag", "v1"]);
+    git(&work, &["tag", "-a", "v1-annotated", "-m", "release 1"]);
     std::fs::write(work.join("README.md"), "hello v2\n").unwrap();
     std::fs::write(work.join("logo.bin"), [0u8, 1, 2, 3, 0, 255]).unwrap();
     std::fs::write(work.join("big.txt"), "a".repeat(5000)).unwrap();
@@ -143,6 +144,14 @@ async fn read_file_by_ref_in_working_and_bare_repos() {
         .await
         .unwrap();
         assert_eq!(old.text, "hello v1\n");
+        let annotated = run(
+            &t,
+            None,
+            json!({"repo": repo, "path": "README.md", "ref": "v1-annotated"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(annotated.text, "hello v1\n");
         let by_id = run(
             &t,
             None,

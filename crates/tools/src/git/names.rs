@@ -143,6 +143,56 @@ mod tests {
         }
     }
 
+    /// Random compositions of tricky pieces: an accepted path never has a
+    /// segment that leaves or names the repository internals.
+    #[test]
+    fn random_paths_accepted_only_when_safe() {
+        const PIECES: &[&str] = &[
+            "/", "/", "a", "b", ".", "..", ".git", ".GIT", "git", "\\", "\0", "~", " ", "é", "-",
+            "//",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut accepted = 0;
+        for _ in 0..100_000 {
+            let n = 1 + (next() % 8) as usize;
+            let mut raw = String::new();
+            for _ in 0..n {
+                raw.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let Ok(c) = canonical_path(&raw, true) else {
+                continue;
+            };
+            accepted += 1;
+            assert_eq!(
+                canonical_path(&c, true).as_deref(),
+                Ok(c.as_str()),
+                "{raw:?}"
+            );
+            assert!(
+                !c.starts_with('/') && !c.contains('\\') && !c.contains('\0'),
+                "{raw:?}"
+            );
+            if !c.is_empty() {
+                for seg in c.split('/') {
+                    assert!(
+                        !seg.is_empty()
+                            && seg != "."
+                            && seg != ".."
+                            && !seg.eq_ignore_ascii_case(".git"),
+                        "{raw:?} -> {c:?}"
+                    );
+                }
+            }
+        }
+        assert!(accepted > 1000, "{accepted}");
+    }
+
     #[test]
     fn refs() {
         for ok in [

@@ -140,6 +140,50 @@ mod tests {
         }
     }
 
+    /// Random compositions of tricky pieces: whatever is accepted is
+    /// canonical (a fixed point) and holds no way out of its segment.
+    #[test]
+    fn random_paths_accepted_only_in_safe_canonical_form() {
+        const PIECES: &[&str] = &[
+            "/", "/", "a", "b", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%25", "%", "%00",
+            "\\", ";", "?", "#", "é", "%C3%A9", "%C3", "~", " ", "{x}", "%7e", "-", "_", "%20",
+            "//",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut accepted = 0;
+        for _ in 0..100_000 {
+            let n = 1 + (next() % 8) as usize;
+            let mut raw = String::new();
+            for _ in 0..n {
+                raw.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let Ok(c) = canonical_path(&raw) else {
+                continue;
+            };
+            accepted += 1;
+            assert_eq!(canonical_path(&c).as_deref(), Ok(c.as_str()), "{raw:?}");
+            assert!(c.starts_with('/') && !c.contains("//"), "{raw:?} -> {c:?}");
+            for seg in c[1..].split('/') {
+                assert!(seg != "." && seg != "..", "{raw:?} -> {c:?}");
+                let d = percent_decode_str(seg).decode_utf8().unwrap();
+                assert!(
+                    !d.contains(['/', '\\', '%', ';', '?', '#', '\0']) && d != "." && d != "..",
+                    "{raw:?} -> {c:?}"
+                );
+            }
+        }
+        assert!(
+            accepted > 1000,
+            "the generator should also produce valid paths ({accepted})"
+        );
+    }
+
     #[test]
     fn matching() {
         assert!(route_matches("/items/{id}", "/items/42"));
