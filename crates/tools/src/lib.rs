@@ -86,11 +86,13 @@ pub trait ToolImpl: Send + Sync {
     ) -> Result<ToolOutput, ToolError>;
 }
 
-/// Builds the implementation of one `tools:` entry. `Ok(None)` for the
-/// `agent.*` kinds, which are served elsewhere. Fails on settings this
-/// crate cannot honour (an unusable SQL statement, an unopenable
-/// repository is *not* an error here: repositories are opened per call so a
-/// repository that appears later works).
+/// Builds the implementation of one `tools:` entry (call it at load and on
+/// reload). `Ok(None)` for the `agent.*` kinds, which are served elsewhere.
+/// Fails ([`ToolError::Config`]) only on settings no call could use (an
+/// empty statement, duplicate parameter names, a bad base URL or header
+/// name). Nothing external is touched here: repositories are opened and the
+/// DSN resolved at the first call, so a repository or database that is
+/// down at load time does not stop the server.
 pub fn build_tool(name: &str, tool: &Tool) -> Result<Option<Box<dyn ToolImpl>>, ToolError> {
     let built: Box<dyn ToolImpl> = match &tool.kind {
         ToolKind::GitReadFile(c) => Box::new(git::GitTool::new(name, git::GitOp::ReadFile, c)),
