@@ -42,6 +42,10 @@ pub struct HttpOptions {
     /// with any other `Origin` gets 403. Requests without `Origin` (every
     /// non-browser client) are not affected.
     pub allowed_origins: Vec<String>,
+    /// Also accept `http://localhost`, `http://127.0.0.1` and
+    /// `http://[::1]` origins (any port): right for a server bound to
+    /// loopback, where those pages run on the same machine anyway.
+    pub allow_loopback_origins: bool,
     /// Largest request body, bytes (413 beyond).
     pub max_body: usize,
     /// Bearer key `/metrics` requires; `None` serves metrics to anyone who
@@ -61,6 +65,7 @@ impl Default for HttpOptions {
                 "[::1]".into(),
             ],
             allowed_origins: Vec::new(),
+            allow_loopback_origins: false,
             max_body: 4 << 20,
             metrics_key: None,
             shutdown_grace: Duration::from_secs(10),
@@ -81,6 +86,35 @@ fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     allowed
         .iter()
         .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+}
+
+/// `http(s)://localhost`, `127.0.0.1` or `[::1]`, with any port or none.
+fn loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    if let Some(v6) = rest.strip_prefix('[') {
+        return match v6.split_once(']') {
+            Some((h, tail)) => h == "::1" && port_ok(tail),
+            None => false,
+        };
+    }
+    let (h, tail) = match rest.find(':') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    (h.eq_ignore_ascii_case("localhost") || h == "127.0.0.1") && port_ok(tail)
+}
+
+/// Empty, or `:` and 1–5 digits.
+fn port_ok(tail: &str) -> bool {
+    tail.is_empty()
+        || tail
+            .strip_prefix(':')
+            .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[derive(Clone)]
@@ -121,9 +155,10 @@ impl App {
             }
         }
         if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let ok = origin
-                .to_str()
-                .is_ok_and(|o| origin_allowed(o, &self.opts.allowed_origins));
+            let ok = origin.to_str().is_ok_and(|o| {
+                origin_allowed(o, &self.opts.allowed_origins)
+                    || (self.opts.allow_loopback_origins && loopback_origin(o))
+            });
             if !ok {
                 self.shared.metrics.http_rejected(403);
                 return text(StatusCode::FORBIDDEN, "origin not allowed\n");
@@ -256,7 +291,32 @@ async fn accept_loop(listener: TcpListener, app: App, shutdown: CancellationToke
 
 #[cfg(test)]
 mod tests {
-    use super::origin_allowed;
+    use super::{loopback_origin, origin_allowed};
+
+    #[test]
+    fn loopback_origins_are_exactly_loopback() {
+        for ok in [
+            "http://localhost",
+            "http://localhost:3000",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9",
+            "https://LOCALHOST",
+        ] {
+            assert!(loopback_origin(ok), "{ok}");
+        }
+        for bad in [
+            "http://localhost.evil.com",
+            "http://127.0.0.1.nip.io",
+            "http://evil.com",
+            "null",
+            "http://[::1].evil",
+            "http://localhost:80x",
+            "http://localhost@evil.com",
+            "file://localhost",
+        ] {
+            assert!(!loopback_origin(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn origins_match_exactly() {

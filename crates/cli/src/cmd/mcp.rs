@@ -35,7 +35,8 @@ pub struct Args {
     /// Host header accepted on /mcp besides localhost, 127.0.0.1 and ::1 (repeatable).
     #[arg(long = "allowed-host")]
     allowed_hosts: Vec<String>,
-    /// Browser Origin allowed to call /mcp, like `https://app.example.com` (repeatable).
+    /// Browser Origin allowed to call /mcp, like `https://app.example.com` (repeatable;
+    /// loopback origins are allowed too when listening on loopback).
     /// Requests with any other Origin get 403; requests without one are unaffected.
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
@@ -108,7 +109,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         catalogs,
         SharedOptions {
             approvals,
-            audit: Arc::new(TracingAudit),
+            audit: match &config.audit {
+                Some(_) => Arc::new(crate::audit_sinks::McpSink(crate::audit_sinks::open(
+                    &config,
+                )?)),
+                None => Arc::new(TracingAudit),
+            },
             http_keys: !args.stdio,
         },
     )
@@ -146,6 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let opts = HttpOptions {
             allowed_hosts,
             allowed_origins: args.allowed_origins.clone(),
+            // A loopback listener serves pages on this machine only.
+            allow_loopback_origins: listener.local_addr()?.ip().is_loopback(),
             max_body: args.max_body,
             metrics_key,
             ..HttpOptions::default()
