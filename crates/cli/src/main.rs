@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod audit_sinks;
 mod cmd;
 
 /// airlock keeps an AI agent's hands inside your network: every tool call runs
@@ -50,6 +51,8 @@ enum Command {
     Up(cmd::up::Args),
     /// Run one command in the jail (see docs/jail.md).
     Run(cmd::run::Args),
+    /// Verify, read and key the tamper-evident audit log (see docs/audit.md).
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Mcp(args) => cmd::mcp::run(args),
         Command::Approve(args) => cmd::approve::run(args),
     };

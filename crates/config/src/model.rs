@@ -22,7 +22,9 @@ pub struct Config {
     pub tools: BTreeMap<String, Tool>,
     /// Agents by name.
     pub agents: BTreeMap<String, Agent>,
-    pub audit: Audit,
+    /// Absent: nothing is written to an audit log (records still go to the
+    /// process log). Every command that takes `--config` writes here.
+    pub audit: Option<Audit>,
     pub gateway: Option<Gateway>,
     pub connector: Option<Connector>,
     pub worker: Option<Worker>,

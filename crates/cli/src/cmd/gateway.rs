@@ -96,6 +96,14 @@ fn settings(a: &Args) -> anyhow::Result<airlock_config::Gateway> {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut o = options_from_config(&settings(&a)?)?;
+    if let Some(path) = &a.config {
+        let c = super::config::load(path)?;
+        if c.audit.is_some() {
+            o.events = Some(std::sync::Arc::new(crate::audit_sinks::TunnelSink(
+                crate::audit_sinks::open(&c)?,
+            )));
+        }
+    }
     if let Some(k) = a.admin_key {
         o.admin_key = Some(k);
     }

@@ -71,10 +71,12 @@ fn patterns(v: &[String], what: &str) -> anyhow::Result<Vec<HostPattern>> {
         .collect()
 }
 
-/// The file's network rules and credentials; empty without `--config`.
-fn from_config(path: Option<&std::path::Path>) -> anyhow::Result<(Network, Vec<Credential>)> {
+/// The file's network rules, credentials and audit log; empty without `--config`.
+fn from_config(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<(Network, Vec<Credential>, Option<airlock_audit::AuditHandle>)> {
     let Some(path) = path else {
-        return Ok((Network::default(), Vec::new()));
+        return Ok((Network::default(), Vec::new(), None));
     };
     let c = super::config::load(path)?;
     // Fail at start, not on the first request, when a credential cannot be read.
@@ -88,11 +90,15 @@ fn from_config(path: Option<&std::path::Path>) -> anyhow::Result<(Network, Vec<C
             )
         })?;
     }
-    Ok((c.sandbox.network, c.credentials))
+    let audit = match &c.audit {
+        Some(_) => Some(crate::audit_sinks::open(&c)?),
+        None => None,
+    };
+    Ok((c.sandbox.network, c.credentials, audit))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (file_network, file_credentials) = from_config(args.config.as_deref())?;
+    let (file_network, file_credentials, audit) = from_config(args.config.as_deref())?;
     let mode = match args.mode.as_deref() {
         None => file_network.mode,
         Some("enforce") => NetworkMode::Enforce,
@@ -153,7 +159,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         requests_per_second: args.rate,
     };
     opts.leak_check = !args.no_leak_check;
-    opts.sink = Some(std::sync::Arc::new(TracingSink));
+    opts.sink = Some(match audit {
+        Some(h) => std::sync::Arc::new(crate::audit_sinks::ProxySink(h)),
+        None => std::sync::Arc::new(TracingSink),
+    });
     opts.inspect = patterns(&args.inspect, "inspect")?;
     if let Some(dir) = &args.ca_dir {
         let ca = airlock_proxy::ca::CertAuthority::load_or_create(dir)

@@ -81,7 +81,11 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
         Some(w) => w.clone(),
         None => std::env::current_dir().context("current directory")?,
     };
-    let mut spec = JailSpec::new(workdir, config.sandbox.clone());
+    let audit = match &config.audit {
+        Some(_) => Some(crate::audit_sinks::open(&config)?),
+        None => None,
+    };
+    let mut spec = JailSpec::new(workdir.clone(), config.sandbox.clone());
     spec.launcher = std::env::current_exe().context("locate the airlock binary")?;
 
     // The proxy lives in this process, outside the jail; the jail reaches
@@ -96,6 +100,11 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             cred.clone(),
         );
         opts.session = format!("run-{}", std::process::id());
+        if let Some(h) = &audit {
+            opts.sink = Some(std::sync::Arc::new(crate::audit_sinks::ProxySink(
+                h.clone(),
+            )));
+        }
         let mut ca_bundle = None;
         if !config.credentials.is_empty() {
             let dir = args.ca_dir.clone().unwrap_or_else(default_ca_dir);
@@ -152,6 +161,16 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = &outcome.exec_error {
         eprintln!("airlock run: {e}");
+    }
+    if let Some(h) = &audit {
+        let ev = airlock_audit::Event::new(airlock_audit::Kind::JailRun)
+            .session(Some(format!("run-{}", std::process::id())))
+            .args(serde_json::json!({"argv": args.command, "workdir": workdir}))
+            .status(outcome.exit_status().to_string())
+            .duration(std::time::Duration::from_millis(outcome.duration_ms))
+            .detail(serde_json::to_value(&outcome)?);
+        h.record_durable(ev).context("write the audit record")?;
+        h.close();
     }
     if let Some(path) = &args.report {
         let denials: Vec<serde_json::Value> = records

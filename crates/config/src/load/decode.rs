@@ -52,7 +52,10 @@ pub(crate) fn config(cx: &mut Cx, root: &Node) -> Option<Config> {
     duplicate_credentials(cx, &m, &credentials);
     let (tools, declared) = tools::tools(cx, &m);
     let agents = agents::agents(cx, &m, &tools, &declared);
-    let audit = sub(cx, &m, "audit", audit);
+    // Absent: no audit log.
+    let audit = m
+        .entry("audit", |t| matches!(t, spec::Ty::Obj(_)))
+        .and_then(|e| cx.guarded(e.key_pos, "`audit`", |cx| audit(cx, &e.value, e.key_pos)));
     let gateway = m.entry("gateway", |_| true).and_then(|e| {
         cx.guarded(e.key_pos, "`gateway`", |cx| {
             tunnel::gateway(cx, &e.value, e.key_pos)
@@ -74,7 +77,7 @@ pub(crate) fn config(cx: &mut Cx, root: &Node) -> Option<Config> {
         credentials,
         tools,
         agents,
-        audit: audit.unwrap_or_default(),
+        audit,
         gateway,
         connector,
         worker,
