@@ -150,11 +150,18 @@ fn serve_http(f: &Fixture) -> Server {
 /// One stateless (2026-07-28) request; (status, JSON-RPC message or body).
 fn call(addr: &str, key: Option<&str>, method: &str, params: Value) -> (u16, Value) {
     let mut params = params;
-    params["_meta"] = json!({
+    let mut meta = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
         "io.modelcontextprotocol/clientCapabilities": {}
     });
+    // Keep what the caller put in _meta (the intent).
+    if let Some(Value::Object(extra)) = params.get("_meta") {
+        for (k, v) in extra {
+            meta[k] = v.clone();
+        }
+    }
+    params["_meta"] = meta;
     let name = params
         .get("name")
         .and_then(Value::as_str)
@@ -809,4 +816,102 @@ fn conformance_suite_at_both_protocol_generations() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// With an `audit:` section every tools/call (allowed, denied, invalid)
+/// lands in the tamper-evident log with agent, intent, decision and rule,
+/// and the log verifies.
+#[test]
+fn tool_calls_land_in_the_audit_log() {
+    let f = fixture(false);
+    let log = f.dir.path().join("audit");
+    let key = f.dir.path().join("audit.key");
+    let kg = airlock()
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        kg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kg.stderr)
+    );
+    let mut text = std::fs::read_to_string(&f.config).unwrap();
+    text.push_str(&format!(
+        "audit:\n  dir: {}\n  signing_key: {}\n",
+        log.display(),
+        key.display()
+    ));
+    std::fs::write(&f.config, text).unwrap();
+    let mut s = serve_http(&f);
+    let (_, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name": "read_repo", "arguments": {"repo": "docs", "path": "README.md"},
+               "_meta": {"airlock/intent": "read the build notes"}}),
+    );
+    assert!(!is_error(&v), "{v}");
+    let (_, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name": "list_repo", "arguments": {"repo": "docs"}}),
+    );
+    assert!(is_error(&v));
+    let (_, v) = call(
+        &s.addr,
+        Some(KEY_CI),
+        "tools/call",
+        json!({"name": "read_repo", "arguments": {"repo": 7}}),
+    );
+    assert!(is_error(&v));
+    // A graceful stop flushes the log.
+    let st = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _ = s.child.wait();
+
+    let out = airlock()
+        .args(["audit", "query"])
+        .arg(&log)
+        .args(["--kind", "tool_call", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 3, "{stdout}");
+    let all = stdout.to_string();
+    assert!(all.contains("read the build notes"), "{all}");
+    assert!(all.contains("agents.ci.allowed_tools[read_repo]"), "{all}");
+    assert!(
+        all.contains("list_repo") && all.contains("not allowed for agent"),
+        "{all}"
+    );
+    assert!(
+        recs.iter().all(|r| r.to_string().contains("\"ci\"")),
+        "{all}"
+    );
+    let verify = airlock()
+        .args(["audit", "verify"])
+        .arg(&log)
+        .arg("--key")
+        .arg(format!("{}.pub", key.display()))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && report.starts_with("OK:"),
+        "{report}"
+    );
 }
