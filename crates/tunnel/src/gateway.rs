@@ -102,6 +102,8 @@ struct Shared {
     key_cache: Mutex<HashMap<String, (Instant, Option<KeyGrant>)>>,
     tunnel_cache: Mutex<HashMap<String, (Instant, bool)>>,
     nobody_ca: Vec<u8>,
+    /// The agent listener is on loopback: same-origin requests must name loopback.
+    agent_loopback: bool,
 }
 
 /// A running gateway.
@@ -123,7 +125,9 @@ impl Gateway {
         crate::tls::agent_server_config(&opts.cert_pem, &opts.key_pem)?;
         let agent_l = TcpListener::bind(&opts.agent_listen).await?;
         let tunnel_l = TcpListener::bind(&opts.tunnel_listen).await?;
+        let agent_loopback = agent_l.local_addr()?.ip().is_loopback();
         let shared = Arc::new(Shared {
+            agent_loopback,
             state: Mutex::new(st),
             signer,
             links: Mutex::new(HashMap::new()),
@@ -692,6 +696,16 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         }
         _ => {}
     }
+    // DNS rebinding: the upstream cannot check Host/Origin once the
+    // connector has rewritten Host, so the gateway does (see origin.rs).
+    let drop_origin = match crate::origin::judge(&req, shared.agent_loopback) {
+        crate::origin::Origin::Rebound => {
+            tracing::info!(target: "airlock::tunnel", "same-origin request naming a non-loopback Host on the loopback listener refused (DNS rebinding)");
+            return status(StatusCode::FORBIDDEN);
+        }
+        crate::origin::Origin::Drop => true,
+        crate::origin::Origin::Forward => false,
+    };
     // Layer 1 before anything that could reveal which tunnels exist.
     let Some((key, key_in_authorization)) = bearer(&req) else {
         auth_failed(shared, "no_key", None, None, None);
@@ -812,6 +826,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
             || name == airlock_identity::HEADER
             || name == "airlock-request-id"
             || (key_in_authorization && name == http::header::AUTHORIZATION)
+            || (drop_origin && name == http::header::ORIGIN)
         {
             continue;
         }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod gateway;
 pub mod link;
 mod metrics;
+mod origin;
 pub mod paths;
 pub mod state;
 mod stdio;
