@@ -114,6 +114,20 @@ fn read_results(out: &Path) -> (Results, Errors) {
     (results, errors)
 }
 
+/// A scenario's outcome for the docs table: checks succeeded / checks judged.
+fn outcome(checks: &[(String, String)]) -> String {
+    let judged: Vec<_> = checks.iter().filter(|(_, st)| st != "INFO").collect();
+    let ok = judged.iter().filter(|(_, st)| st == "SUCCESS").count();
+    let worst = if judged.iter().any(|(_, st)| st == "FAILURE") {
+        "FAIL"
+    } else if judged.iter().any(|(_, st)| st == "WARNING") {
+        "WARN"
+    } else {
+        "pass"
+    };
+    format!("{worst} {ok}/{}", judged.len())
+}
+
 fn summary(results: &Results) -> String {
     results
         .iter()
@@ -156,6 +170,8 @@ async fn conformance_suite_same_through_the_tunnel_as_direct() {
     let direct_url = format!("http://127.0.0.1:{port}/mcp");
     let tunnel_url = tunnel.url("fixture");
     let tmp = tempfile::tempdir().unwrap();
+    // Markdown rows for docs/tunnel.md when AIRLOCK_CONFORMANCE_TABLE names a file.
+    let mut table = String::new();
 
     for version in ["stable", "next"] {
         let out = tmp.path().join(format!("{version}-direct"));
@@ -190,6 +206,16 @@ async fn conformance_suite_same_through_the_tunnel_as_direct() {
             direct.keys().collect::<Vec<_>>(),
             "{version}: different scenarios ran"
         );
+        for (scenario, checks) in &direct {
+            table.push_str(&format!(
+                "| {version} | {scenario} | {} | {} |\n",
+                outcome(checks),
+                outcome(&tunnelled[scenario])
+            ));
+        }
+    }
+    if let Some(path) = std::env::var_os("AIRLOCK_CONFORMANCE_TABLE") {
+        std::fs::write(path, &table).unwrap();
     }
 
     // Without the agent key the gateway refuses everything: the suite must
