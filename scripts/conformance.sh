@@ -4,7 +4,8 @@
 # airlock tunnel, or any other server.
 #
 #   scripts/conformance.sh URL [--version stable|next] [--expected-failures FILE]
-#                              [--key KEY] [--scenario NAME] [--output DIR]
+#                              [--key KEY] [--gateway-key KEY] [--scenario NAME]
+#                              [--output DIR]
 #
 #   --version stable   0.1.16, protocol 2025-11-25 (default)
 #   --version next     0.2.0-alpha.12, protocol 2026-07-28
@@ -13,8 +14,11 @@
 #                      that now passes
 #   --key KEY          agent key sent as `Authorization: Bearer KEY` (default:
 #                      $AIRLOCK_CONFORMANCE_KEY; none when unset)
+#   --gateway-key KEY  gateway agent key sent as `Airlock-Key: KEY`, for a server
+#                      behind the tunnel that wants its own Authorization, such as
+#                      `airlock mcp` (default: $AIRLOCK_CONFORMANCE_GATEWAY_KEY)
 #   --scenario NAME    one scenario instead of all of them
-#   --output DIR       where results/<scenario>/checks.json go (default: a temp dir,
+#   --output DIR       where server-<scenario>-<time>/checks.json go (default: a temp dir,
 #                      printed at the end)
 #
 # The suite and a Node 22 it needs live in crates/tunnel/tests/conformance
@@ -23,16 +27,18 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkg=$root/crates/tunnel/tests/conformance
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 url=$1; shift
 case $url in http://*|https://*) ;; *) echo "conformance: URL must start with http:// or https://: $url" >&2; exit 2;; esac
 version=stable expected= scenario= out= key=${AIRLOCK_CONFORMANCE_KEY:-}
+gateway_key=${AIRLOCK_CONFORMANCE_GATEWAY_KEY:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --version) version=${2:?--version needs stable or next}; shift 2;;
     --expected-failures) expected=${2:?--expected-failures needs a file}; shift 2;;
     --key) key=${2:?--key needs a value}; shift 2;;
+    --gateway-key) gateway_key=${2:?--gateway-key needs a value}; shift 2;;
     --scenario) scenario=${2:?--scenario needs a name}; shift 2;;
     --output) out=${2:?--output needs a directory}; shift 2;;
     -h|--help) usage;;
@@ -61,7 +67,7 @@ mkdir -p "$out"
 # The suite writes into the working directory too; keep that inside $out.
 cd "$out"
 status=0
-AIRLOCK_CONFORMANCE_KEY=$key AIRLOCK_CONFORMANCE_URL=$url \
+AIRLOCK_CONFORMANCE_KEY=$key AIRLOCK_CONFORMANCE_GATEWAY_KEY=$gateway_key AIRLOCK_CONFORMANCE_URL=$url \
   "$node" --import "$pkg/bearer.mjs" "$cli" server --url "$url" -o "$out" "${extra[@]}" || status=$?
 echo "conformance: results in $out" >&2
 exit $status
