@@ -13,10 +13,14 @@ import json
 import struct
 import sys
 import zlib
+from typing import Annotated
+
+from pydantic import Field
 
 from mcp import types
+from mcp.shared.exceptions import MCPError
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.streamable_http import EventMessage, EventStore
 from mcp.server.transport_security import TransportSecuritySettings
@@ -246,6 +250,181 @@ async def test_reconnection(ctx: Context) -> str:
     return "Reconnection test completed"
 
 
+# Multi-round-trip requests (SEP-2322, protocol 2026-07-28): a tool answers
+# with an InputRequiredResult; the client runs the requests and calls again
+# with inputResponses (and the requestState, which the SDK seals and checks).
+
+
+def ask_name(message: str = "What is your name?", key: str = "name") -> dict:
+    return {
+        "method": "elicitation/create",
+        "params": {
+            "message": message,
+            "requestedSchema": {"type": "object", "properties": {key: {"type": "string"}}, "required": [key]},
+        },
+    }
+
+
+def ask_llm(text: str, max_tokens: int = 100) -> dict:
+    message = {"role": "user", "content": {"type": "text", "text": text}}
+    return {"method": "sampling/createMessage", "params": {"messages": [message], "maxTokens": max_tokens}}
+
+
+LIST_ROOTS = {"method": "roots/list", "params": {}}
+
+
+def input_required(requests: dict, state: str | None = None) -> types.InputRequiredResult:
+    return types.InputRequiredResult.model_validate(
+        {"resultType": "input_required", "inputRequests": requests, **({"requestState": state} if state else {})}
+    )
+
+
+def answers(ctx: Context) -> dict:
+    """The client's inputResponses as plain JSON (empty on the first round)."""
+    responses = ctx.input_responses or {}
+    return {k: v.model_dump(mode="json", by_alias=True, exclude_none=True) for k, v in responses.items()}
+
+
+def text(value: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=value)])
+
+
+@app.tool(description="Asks for the user's name with an InputRequiredResult")
+async def test_input_required_result_elicitation(ctx: Context):
+    got = answers(ctx)
+    reply = got.get("user_name")
+    if not reply or reply.get("action") != "accept" or "name" not in (reply.get("content") or {}):
+        return input_required({"user_name": ask_name()})
+    return text(f"Hello, {reply['content']['name']}!")
+
+
+@app.tool(description="Asks the client's LLM a question with an InputRequiredResult")
+async def test_input_required_result_sampling(ctx: Context):
+    reply = answers(ctx).get("capital_question")
+    if not reply:
+        return input_required({"capital_question": ask_llm("What is the capital of France?")})
+    content = reply.get("content") or {}
+    return text(f"LLM answered: {content.get('text', content)}")
+
+
+@app.tool(description="Asks for the client's roots with an InputRequiredResult")
+async def test_input_required_result_list_roots(ctx: Context):
+    reply = answers(ctx).get("client_roots")
+    if not reply or "roots" not in reply:
+        return input_required({"client_roots": LIST_ROOTS})
+    return text("Roots: " + ", ".join(r.get("uri", "") for r in reply["roots"]))
+
+
+@app.tool(description="Round-trips requestState")
+async def test_input_required_result_request_state(ctx: Context):
+    reply = answers(ctx).get("confirm")
+    if not reply or ctx.request_state != "awaiting-confirm":
+        request = {
+            "method": "elicitation/create",
+            "params": {
+                "message": "Please confirm",
+                "requestedSchema": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+            },
+        }
+        return input_required({"confirm": request}, "awaiting-confirm")
+    return text(f"state-ok: confirmed={json.dumps((reply.get('content') or {}).get('ok'))}")
+
+
+@app.tool(description="Asks for several inputs at once")
+async def test_input_required_result_multiple_inputs(ctx: Context):
+    got = answers(ctx)
+    wanted = {
+        "user_name": ask_name(),
+        "greeting": ask_llm("Generate a greeting", 50),
+        "client_roots": LIST_ROOTS,
+    }
+    if ctx.request_state != "multiple" or not all(k in got for k in wanted):
+        return input_required(wanted, "multiple")
+    return text(f"Got all {len(wanted)} inputs")
+
+
+@app.tool(description="Asks in two rounds, evolving requestState")
+async def test_input_required_result_multi_round(ctx: Context):
+    got, state = answers(ctx), ctx.request_state
+    if state == "round-2" and "step2" in got:
+        return text("Completed both rounds")
+    if state == "round-1" and "step1" in got:
+        request = ask_name("Step 2: What is your favorite color?", "color")
+        return input_required({"step2": request}, "round-2")
+    return input_required({"step1": ask_name("Step 1: What is your name?")}, "round-1")
+
+
+@app.tool(description="Issues integrity-protected requestState (the SDK seals it and rejects a tampered one)")
+async def test_input_required_result_tampered_state(ctx: Context):
+    if ctx.request_state == "issued" and "user_name" in answers(ctx):
+        return text("state verified")
+    return input_required({"user_name": ask_name()}, "issued")
+
+
+@app.tool(description="Asks only for what the client's declared capabilities allow")
+async def test_input_required_result_capabilities(ctx: Context):
+    caps = ctx.client_capabilities
+    requests = {}
+    if caps is not None and caps.sampling is not None:
+        requests["question"] = ask_llm("What is the capital of France?")
+    if caps is not None and caps.elicitation is not None:
+        requests["user_name"] = ask_name()
+    if caps is not None and caps.roots is not None:
+        requests["client_roots"] = LIST_ROOTS
+    if not requests or any(k in answers(ctx) for k in requests):
+        return text("Nothing (more) to ask for")
+    return input_required(requests)
+
+
+# Diagnostic hooks of the stateless (2026-07-28) scenario.
+
+
+@app.tool(description="Needs the client's sampling capability; refuses with -32021 when it was not declared")
+async def test_missing_capability(ctx: Context) -> str:
+    caps = ctx.client_capabilities
+    if caps is None or caps.sampling is None:
+        raise MCPError(
+            code=-32021,
+            message="this tool needs the client's sampling capability",
+            data={"requiredCapabilities": {"sampling": {}}},
+        )
+    return "sampling capability declared"
+
+
+def changed_prompt() -> str:
+    return "This prompt appeared after a change"
+
+
+def changed_tool() -> str:
+    return "This tool appeared after a change"
+
+
+@app.tool(description="Adds a prompt and announces the changed prompt list")
+async def test_trigger_prompt_change(ctx: Context) -> str:
+    app.add_prompt(Prompt.from_function(
+            changed_prompt, name=f"changed_prompt_{next(changes)}", description="Added by test_trigger_prompt_change"
+        ))
+    await ctx.notify_prompts_changed()
+    return "prompt list changed"
+
+
+@app.tool(description="Adds a tool and announces the changed tool list")
+async def test_trigger_tool_change(ctx: Context) -> str:
+    app.add_tool(
+        changed_tool, name=f"changed_tool_{next(changes)}", description="Added by test_trigger_tool_change"
+    )
+    await ctx.notify_tools_changed()
+    return "tool list changed"
+
+
+changes = itertools.count(1)
+
+
+@app.tool(description="Takes a region the client also sends as the Mcp-Param-Region header (SEP-2243)")
+def test_custom_headers(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+    return f"region={region}"
+
+
 def json_schema_tool(name: str = "", address: dict | None = None) -> str:
     return "ok"
 
@@ -327,6 +506,14 @@ def test_prompt_with_image() -> list[UserMessage]:
         UserMessage(content=types.ImageContent(type="image", data=PNG, mime_type="image/png")),
         UserMessage(content=types.TextContent(type="text", text="Please analyze the image above.")),
     ]
+
+
+@app.prompt(description="A prompt that first asks the user for context (SEP-2322)")
+async def test_input_required_result_prompt(ctx: Context):
+    reply = answers(ctx).get("user_context")
+    if not reply or "context" not in (reply.get("content") or {}):
+        return input_required({"user_context": ask_name("What context should the prompt use?", "context")})
+    return [UserMessage(content=types.TextContent(type="text", text=f"Context: {reply['content']['context']}"))]
 
 
 @app.completion()
