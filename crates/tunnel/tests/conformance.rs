@@ -226,3 +226,56 @@ async fn conformance_suite_same_through_the_tunnel_as_direct() {
     assert!(results.values().flatten().any(|(_, st)| st == "FAILURE"));
     let _ = server.kill().await;
 }
+
+/// SSE polling at 2025-11-25 (SEP-1699) on the wire: the fixture closes the
+/// tools/call POST stream right after its priming event (id, `retry`), and
+/// the result must arrive on a GET that resumes with `Last-Event-ID` — the
+/// same through the tunnel as directly. (The suite's server-sse-polling
+/// scenario announces 2025-03-26, for which the SDK never closes the stream.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_stream_closed_mid_call_resumes_with_last_event_id_through_the_tunnel() {
+    if !python_sdk_available() {
+        skip_or_fail("python3 module `mcp` (PyPI mcp 2.x) not installed");
+        return;
+    }
+    let port = free_port();
+    let mut server = tokio::process::Command::new("python3")
+        .arg(package().join("server.py"))
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let tunnel = Tunnel::start(BTreeMap::from([(
+        "fixture".to_string(),
+        RouteTarget::Http(format!("http://127.0.0.1:{port}/mcp")),
+    )]))
+    .await;
+    wait_for_port(port, "conformance fixture server").await;
+    let run = |url: String, key: Option<String>| async move {
+        let mut cmd = tokio::process::Command::new("python3");
+        cmd.arg(package().join("resume.py")).arg(url);
+        if let Some(key) = key {
+            cmd.arg(key);
+        }
+        let out = cmd.output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let direct = run(format!("http://127.0.0.1:{port}/mcp"), None).await;
+    let expected = serde_json::json!({
+        "post_events": [{"id": true, "retry": "500", "data": false}],
+        "retry": "500",
+        "result": null,
+        "resumed": "Reconnection test completed",
+    });
+    assert_eq!(direct, expected, "direct");
+    let tunnelled = run(tunnel.url("fixture"), Some(tunnel.key.clone())).await;
+    assert_eq!(tunnelled, expected, "through the tunnel");
+    let _ = server.kill().await;
+}
