@@ -915,3 +915,140 @@ fn tool_calls_land_in_the_audit_log() {
         "{report}"
     );
 }
+
+/// One HTTP/1.1 request; (status, session id header, body).
+fn http(
+    addr: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Option<String>, String) {
+    let mut head = format!(
+        "{method} /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (h, b) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let sid = h.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("mcp-session-id"))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    (status, sid, b.to_string())
+}
+
+/// A 2025-11-25 session: initialize + initialized; its id.
+fn open_session(addr: &str, key: &str) -> String {
+    let auth = format!("Bearer {key}");
+    let (st, sid, body) = http(
+        addr,
+        "POST",
+        &[("Authorization", &auth)],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    let sid = sid.expect("session id");
+    let (st, _, _) = http(
+        addr,
+        "POST",
+        &[
+            ("Authorization", &auth),
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(st, 202);
+    sid
+}
+
+fn session_bash(addr: &str, key: &str, sid: &str, command: &str) -> String {
+    let auth = format!("Bearer {key}");
+    let body = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bash","arguments":{"command":command}}}).to_string();
+    let (st, _, out) = http(
+        addr,
+        "POST",
+        &[
+            ("Authorization", &auth),
+            ("Mcp-Session-Id", sid),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        &body,
+    );
+    assert_eq!(st, 200, "{out}");
+    out
+}
+
+fn jailed_sleepers(tag: &str) -> usize {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("sleep {tag}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn a_session_jail_ends_with_its_session_and_an_agent_only_displaces_its_own() {
+    let f = agent_fixture();
+    let s = serve_agent(&f);
+    let a = s.addr.as_str();
+
+    // A background process in the session's jail dies when the session is deleted.
+    let sid = open_session(a, KEY_CI);
+    let out = session_bash(
+        a,
+        KEY_CI,
+        &sid,
+        "(sleep 7391 >/dev/null 2>&1 &) ; echo started",
+    );
+    assert!(out.contains("started"), "{out}");
+    assert_eq!(jailed_sleepers("7391"), 1);
+    let auth = format!("Bearer {KEY_CI}");
+    let (st, _, _) = http(
+        a,
+        "DELETE",
+        &[
+            ("Authorization", &auth),
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        "",
+    );
+    assert!(st == 200 || st == 202 || st == 204, "DELETE: {st}");
+    let t0 = std::time::Instant::now();
+    while jailed_sleepers("7391") > 0 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(jailed_sleepers("7391"), 0, "the jail outlived its session");
+
+    // The other agent keeps its session while ci opens more than its share (8).
+    let other = open_session(a, KEY_REV);
+    assert!(session_bash(a, KEY_REV, &other, "Y=kept; echo ok").contains("ok"));
+    let first = open_session(a, KEY_CI);
+    assert!(session_bash(a, KEY_CI, &first, "X=first; echo ok").contains("ok"));
+    for _ in 0..8 {
+        let sid = open_session(a, KEY_CI);
+        assert!(session_bash(a, KEY_CI, &sid, "true").contains("isError\":false"));
+    }
+    // ci's oldest session was displaced (fresh shell); the other agent's was not.
+    assert!(session_bash(a, KEY_CI, &first, "echo X=$X").contains("new shell"));
+    let kept = session_bash(a, KEY_REV, &other, "echo Y=$Y");
+    assert!(
+        kept.contains("Y=kept") && !kept.contains("new shell"),
+        "{kept}"
+    );
+}

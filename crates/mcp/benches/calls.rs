@@ -160,6 +160,7 @@ async fn run_agent_bash(secs: u64, conns: usize) {
         sandbox: cfg.sandbox.clone(),
         launcher: Some(launcher),
         max_sessions: conns + 1,
+        max_sessions_per_agent: conns + 1,
         idle_timeout: Duration::from_secs(600),
     })
     .unwrap();

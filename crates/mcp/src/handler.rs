@@ -26,6 +26,28 @@ pub struct Handler {
     /// The agent that opened this session; every later request of the
     /// session must come from the same agent.
     session_agent: OnceLock<String>,
+    /// The session id this handler served, for the end-of-session hook.
+    session_id: OnceLock<String>,
+}
+
+impl Drop for Handler {
+    /// rmcp drops the handler when its session ends (DELETE, expiry,
+    /// shutdown, stdio EOF); per-session resources (jails) go with it.
+    fn drop(&mut self) {
+        let agent = self
+            .fixed
+            .as_ref()
+            .map(|(a, _)| a)
+            .or(self.session_agent.get());
+        let session = self
+            .fixed
+            .as_ref()
+            .map(|(_, s)| s)
+            .or(self.session_id.get());
+        if let (Some(agent), Some(session)) = (agent, session) {
+            self.shared.session_ended(agent, session);
+        }
+    }
 }
 
 pub(crate) struct Who {
@@ -39,6 +61,7 @@ impl Handler {
             shared,
             fixed: None,
             session_agent: OnceLock::new(),
+            session_id: OnceLock::new(),
         }
     }
 
@@ -47,6 +70,7 @@ impl Handler {
             shared,
             fixed: Some((agent, session)),
             session_agent: OnceLock::new(),
+            session_id: OnceLock::new(),
         }
     }
 
@@ -72,6 +96,9 @@ impl Handler {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let bound = self.session_agent.get_or_init(|| caller.agent.clone());
+        if let Some(sid) = &session {
+            let _ = self.session_id.set(sid.clone());
+        }
         if *bound != caller.agent {
             tracing::warn!(target: "airlock::mcp", session = session.as_deref().unwrap_or(""), owner = %bound, caller = %caller.agent, "session used with another agent's key; refused");
             return Err(McpError::invalid_request(

@@ -171,6 +171,11 @@ impl Shared {
         }))
     }
 
+    /// Tells the tool catalogs a session is over.
+    pub fn session_ended(&self, agent: &str, session: &str) {
+        self.catalogs.session_ended(agent, session);
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }

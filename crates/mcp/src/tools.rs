@@ -67,6 +67,10 @@ pub trait Declared: Send + Sync {
 pub trait Catalog: Send + Sync {
     /// `Ok(None)` means this catalog does not know the kind.
     fn build(&self, name: &str, tool: &Tool) -> Result<Option<Arc<dyn Declared>>, String>;
+
+    /// An MCP session ended (DELETE, expiry, stdio EOF): release what the
+    /// catalog holds for it.
+    fn session_ended(&self, _agent: &str, _session: &str) {}
 }
 
 /// Tries each catalog in turn; a kind no catalog builds is a config error
@@ -84,5 +88,11 @@ impl Catalogs {
             "tools.{name}: kind `{}` is not available in this build",
             tool.kind.name()
         ))
+    }
+
+    pub fn session_ended(&self, agent: &str, session: &str) {
+        for c in &self.0 {
+            c.session_ended(agent, session);
+        }
     }
 }

@@ -84,6 +84,7 @@ fn catalogs(
         sandbox: config.sandbox.clone(),
         launcher: None,
         max_sessions: 64,
+        max_sessions_per_agent: 8,
         idle_timeout: std::time::Duration::from_secs(30 * 60),
     })
     .map_err(|e| anyhow!(e))?;

@@ -35,6 +35,9 @@ pub struct AgentOptions {
     pub launcher: Option<PathBuf>,
     /// Live session jails at most; a new session beyond it is refused.
     pub max_sessions: usize,
+    /// Live session jails per agent; a new one displaces that agent's
+    /// least recently used idle session.
+    pub max_sessions_per_agent: usize,
     /// A session jail unused this long is stopped.
     pub idle_timeout: Duration,
 }
@@ -93,6 +96,42 @@ impl Catalog for AgentTools {
                 | ToolKind::AgentGrep(_)
         );
         Ok(agent_kind.then(|| Arc::new(AgentDeclared(self.sessions.clone())) as Arc<dyn Declared>))
+    }
+
+    fn session_ended(&self, agent: &str, session: &str) {
+        let key = format!("{agent}\0{session}");
+        let gone = self
+            .sessions
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        if let Some(s) = gone {
+            close_when_idle(s);
+        }
+    }
+}
+
+/// Closes a session's shell once no call is using it (off the runtime).
+fn close_when_idle(s: Arc<SessionJail>) {
+    let shell = s.shell.clone();
+    let close = async move {
+        let mut g = shell.lock_owned().await;
+        if let Some(sh) = g.take() {
+            let _ = tokio::task::spawn_blocking(move || sh.close()).await;
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn(close);
+        }
+        Err(_) => {
+            if let Ok(mut g) = s.shell.try_lock() {
+                if let Some(sh) = g.take() {
+                    sh.close();
+                }
+            }
+        }
     }
 }
 
@@ -165,6 +204,39 @@ impl Sessions {
         if let Some(s) = map.get(&key) {
             *s.last_used.lock().unwrap_or_else(|e| e.into_inner()) = now;
             return Ok(s.clone());
+        }
+        // One agent opening many sessions only ever displaces its own
+        // least recently used one, never another agent's.
+        let prefix = format!("{agent}\0");
+        let mine: Vec<(String, Instant)> = map
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    *s.last_used.lock().unwrap_or_else(|e| e.into_inner()),
+                )
+            })
+            .collect();
+        if mine.len() >= self.opts.max_sessions_per_agent {
+            let mut mine = mine;
+            mine.sort_by_key(|(_, t)| *t);
+            let evict = mine
+                .iter()
+                .find(|(k, _)| map.get(k).is_some_and(|s| s.shell.try_lock().is_ok()));
+            match evict {
+                Some((k, _)) => {
+                    if let Some(s) = map.remove(k) {
+                        close_when_idle(s);
+                    }
+                }
+                None => {
+                    return Err(format!(
+                        "agent `{agent}` already has {} busy sessions; try again when one finishes",
+                        mine.len()
+                    ))
+                }
+            }
         }
         if map.len() >= self.opts.max_sessions {
             return Err(format!(
