@@ -132,11 +132,11 @@ impl Cgroup {
             }
         }
         for d in [self.memory, self.pids].into_iter().flatten() {
-            for _ in 0..50 {
+            for _ in 0..500 {
                 if std::fs::remove_dir(&d).is_ok() || !d.exists() {
                     break;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
     }
