@@ -31,6 +31,25 @@ use crate::state::Shared;
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// Trust in the tunnel gateway's signed identity assertions
+/// (`Airlock-Identity` header; see docs/tunnel.md).
+pub struct GatewayIdentity {
+    /// Shared by every request so its replay cache sees them all.
+    pub verifier: airlock_identity::Verifier,
+    /// Accept only assertions for this tunnel / route, when set.
+    pub tunnel: Option<String>,
+    pub route: Option<String>,
+}
+
+impl std::fmt::Debug for GatewayIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayIdentity")
+            .field("tunnel", &self.tunnel)
+            .field("route", &self.route)
+            .finish()
+    }
+}
+
 /// HTTP settings that are not part of the policy file.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -53,6 +72,8 @@ pub struct HttpOptions {
     pub metrics_key: Option<String>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Accept the gateway's identity assertions as well as Bearer keys.
+    pub gateway_identity: Option<Arc<GatewayIdentity>>,
 }
 
 impl Default for HttpOptions {
@@ -69,6 +90,7 @@ impl Default for HttpOptions {
             max_body: 4 << 20,
             metrics_key: None,
             shutdown_grace: Duration::from_secs(10),
+            gateway_identity: None,
         }
     }
 }
@@ -125,6 +147,39 @@ struct App {
 }
 
 impl App {
+    /// The agent a request comes from: a verified gateway assertion (when
+    /// trusted; a present but bad one is refused, never ignored), else the
+    /// Bearer key.
+    fn identify(
+        &self,
+        req: &Request<Incoming>,
+        snap: &crate::state::Snapshot,
+    ) -> Result<String, &'static str> {
+        if let Some(gw) = &self.opts.gateway_identity {
+            if let Some(h) = req.headers().get(airlock_identity::HEADER) {
+                let h = h.to_str().map_err(|_| "identity header is not ASCII")?;
+                let expect = airlock_identity::Expect {
+                    tunnel: gw.tunnel.as_deref(),
+                    route: gw.route.as_deref(),
+                };
+                let a = gw
+                    .verifier
+                    .verify(h, &expect, std::time::SystemTime::now())
+                    .map_err(|_| "identity assertion refused")?;
+                if !snap.policy.has_agent(&a.agent) {
+                    return Err("asserted agent is not configured");
+                }
+                return Ok(a.agent);
+            }
+        }
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| bearer(v.as_bytes()))
+            .and_then(|k| snap.keys.agent_for(k))
+            .map(str::to_string)
+            .ok_or("missing or unknown key")
+    }
+
     async fn handle(mut self, mut req: Request<Incoming>) -> Response<Body> {
         match req.uri().path() {
             "/healthz" => return text(StatusCode::OK, "ok\n"),
@@ -165,24 +220,22 @@ impl App {
             }
         }
         let snap = self.shared.snapshot();
-        let agent = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| bearer(v.as_bytes()))
-            .and_then(|k| snap.keys.agent_for(k))
-            .map(str::to_string);
-        let Some(agent) = agent else {
-            self.shared.metrics.auth_failure();
-            self.shared.metrics.http_rejected(401);
-            let mut r = text(
-                StatusCode::UNAUTHORIZED,
-                "missing or unknown agent key: send Authorization: Bearer <key>\n",
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer realm=\"airlock\""),
-            );
-            return r;
+        let agent = match self.identify(&req, &snap) {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::debug!(target: "airlock::mcp", why, "request refused: not authenticated");
+                self.shared.metrics.auth_failure();
+                self.shared.metrics.http_rejected(401);
+                let mut r = text(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or unknown agent key: send Authorization: Bearer <key>\n",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"airlock\""),
+                );
+                return r;
+            }
         };
         drop(snap);
         req.extensions_mut().insert(Caller { agent });

@@ -20,7 +20,7 @@ pub mod tools;
 pub use audit::{AuditSink, CallRecord, TracingAudit};
 pub use call::INTENT_META_KEY;
 pub use handler::Caller;
-pub use http::{HttpOptions, HttpServer};
+pub use http::{GatewayIdentity, HttpOptions, HttpServer};
 pub use state::{BuildError, Shared, SharedOptions, Snapshot};
 pub use stdio::serve_stdio;
 pub use tools::{ArgError, CallCtx, Catalog, Catalogs, Declared, Output, Served};

@@ -460,3 +460,80 @@ async fn healthz_metrics_key_and_graceful_shutdown() {
         "listener closed"
     );
 }
+
+#[tokio::test]
+async fn gateway_identity_assertions_name_the_agent_and_bad_ones_are_refused() {
+    use std::time::SystemTime;
+
+    use airlock_identity::{Claims, Signer, Verifier, HEADER};
+
+    let gateway = Signer::generate().unwrap();
+    let forger = Signer::generate().unwrap();
+    let opts = HttpOptions {
+        gateway_identity: Some(std::sync::Arc::new(airlock_mcp::GatewayIdentity {
+            verifier: Verifier::new(vec![gateway.public_key()]),
+            tunnel: Some("corp".into()),
+            route: Some("tools".into()),
+        })),
+        ..HttpOptions::default()
+    };
+    let t = start("AIRLOCK_T_KEY_9", opts).await;
+    let assert = |signer: &Signer, agent: &str, route: &str, rid: &str| {
+        signer
+            .sign(
+                &Claims::new(agent, "corp", route, rid, None),
+                Duration::from_secs(60),
+                SystemTime::now(),
+            )
+            .unwrap()
+    };
+    let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta": meta()}});
+    let modern_list = |h: String| {
+        let hs = [
+            (HEADER.to_string(), h),
+            ("MCP-Protocol-Version".to_string(), "2026-07-28".to_string()),
+            ("Mcp-Method".to_string(), "tools/list".to_string()),
+        ];
+        let list = list.clone();
+        async move {
+            let hr: Vec<(&str, &str)> = hs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            post(t.addr, &hr, &list).await
+        }
+    };
+
+    // A valid assertion, no Bearer key: the asserted agent's tools.
+    let good = assert(&gateway, "reviewer", "tools", "r1");
+    let r = modern_list(good.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("secret_tool") && !r.body.contains("\"echo\""),
+        "{}",
+        r.body
+    );
+    // Replayed, forged, wrong route, unknown agent, garbage: 401.
+    for bad in [
+        good,
+        assert(&forger, "reviewer", "tools", "r2"),
+        assert(&gateway, "reviewer", "other-route", "r3"),
+        assert(&gateway, "mallory", "tools", "r4"),
+        "v1.garbage.garbage".to_string(),
+    ] {
+        let r = modern_list(bad.clone()).await;
+        assert_eq!(r.status, 401, "{bad}: {}", r.body);
+    }
+    // A bad assertion is not rescued by a valid Bearer key.
+    let forged = assert(&forger, "ci", "tools", "r5");
+    let r = post(
+        t.addr,
+        &[
+            (HEADER, &forged),
+            ("Authorization", &bearer(KEY_CI)),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/list"),
+        ],
+        &list,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    t.server.shutdown().await;
+}

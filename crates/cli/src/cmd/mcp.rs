@@ -50,6 +50,17 @@ pub struct Args {
     /// Secret reference (`${env:NAME}` or `${file:/path}`) of the Bearer key /metrics requires.
     #[arg(long)]
     metrics_key: Option<String>,
+    /// Trust the tunnel gateway's identity assertions (`Airlock-Identity`
+    /// header) signed by this key, as printed by `airlock tunnel identity-key`
+    /// (base64). A present but invalid assertion is always refused.
+    #[arg(long)]
+    gateway_key: Option<String>,
+    /// With --gateway-key: accept only assertions for this tunnel.
+    #[arg(long, requires = "gateway_key")]
+    gateway_tunnel: Option<String>,
+    /// With --gateway-key: accept only assertions for this route.
+    #[arg(long, requires = "gateway_key")]
+    gateway_route: Option<String>,
 }
 
 /// The approval file: the flag, else `$AIRLOCK_STATE_DIR/approvals.db`,
@@ -150,7 +161,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some(v.expose().to_string())
             }
         };
+        let gateway_identity = match &args.gateway_key {
+            None => None,
+            Some(k) => {
+                let key = airlock_identity::PublicKey::from_base64(k.trim())
+                    .map_err(|e| anyhow!("--gateway-key: {e}"))?;
+                Some(Arc::new(airlock_mcp::GatewayIdentity {
+                    verifier: airlock_identity::Verifier::new(vec![key]),
+                    tunnel: args.gateway_tunnel.clone(),
+                    route: args.gateway_route.clone(),
+                }))
+            }
+        };
         let opts = HttpOptions {
+            gateway_identity,
             allowed_hosts,
             allowed_origins: args.allowed_origins.clone(),
             // A loopback listener serves pages on this machine only.
