@@ -140,6 +140,9 @@ pub(crate) async fn run(
                              (`airlock approve {hex}`). Tell the user, then retry the identical call once it \
                              is approved; any change to the arguments needs a new approval."
                         ),
+                        Err(e @ airlock_policy::ApprovalError::TooManyPending(..)) => {
+                            format!("needs approval (hash {hex}), but it was not recorded: {e}")
+                        }
                         Err(e) => {
                             tracing::error!(target: "airlock::mcp", error = %e, "recording an approval request failed");
                             format!("needs approval (hash {hex}), but the request could not be recorded; ask the operator")

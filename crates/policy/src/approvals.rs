@@ -27,7 +27,13 @@ pub enum ApprovalError {
     UnknownHash(String),
     #[error("call {0} was already used; the agent must ask again")]
     AlreadyUsed(String),
+    #[error("agent `{0}` already has {1} calls waiting for approval; an operator must work through them first")]
+    TooManyPending(String, usize),
 }
+
+/// Pending requests one agent may have at once, so an agent cannot grow
+/// the state file (or bury real requests) without bound.
+pub const MAX_PENDING_PER_AGENT: usize = 1000;
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +98,7 @@ impl ApprovalStore {
         conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS approvals (
                  hash TEXT NOT NULL,
                  agent TEXT NOT NULL,
@@ -136,6 +143,19 @@ impl ApprovalStore {
     ) -> Result<(), ApprovalError> {
         let now = now_secs();
         let conn = self.conn();
+        let pending: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM approvals WHERE agent = ?1 AND approved_at IS NULL AND hash != ?2",
+                params![agent, hash.to_hex()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db(e))?;
+        if pending as usize >= MAX_PENDING_PER_AGENT {
+            return Err(ApprovalError::TooManyPending(
+                agent.to_string(),
+                pending as usize,
+            ));
+        }
         conn.execute(
             "INSERT INTO approvals (hash, agent, tool, args, requested_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (hash, agent) DO UPDATE SET requested_at = ?5,
@@ -287,6 +307,27 @@ mod tests {
             .request(&h, "ci", "deploy", r#"{"env":"prod"}"#)
             .unwrap();
         assert_eq!(store.list().unwrap()[0].status, ApprovalStatus::Pending);
+    }
+
+    #[test]
+    fn one_agent_cannot_flood_the_pending_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ApprovalStore::open(&dir.path().join("a.db")).unwrap();
+        for i in 0..MAX_PENDING_PER_AGENT {
+            store
+                .request(&call_hash("t", &json!({"i": i})), "greedy", "t", "{}")
+                .unwrap();
+        }
+        let next = call_hash("t", &json!({"i": "one more"}));
+        assert!(matches!(
+            store.request(&next, "greedy", "t", "{}"),
+            Err(ApprovalError::TooManyPending(..))
+        ));
+        // Asking again for a call already pending is fine, and other agents are unaffected.
+        store
+            .request(&call_hash("t", &json!({"i": 0})), "greedy", "t", "{}")
+            .unwrap();
+        store.request(&next, "modest", "t", "{}").unwrap();
     }
 
     #[test]

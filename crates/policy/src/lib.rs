@@ -15,7 +15,9 @@ mod canonical;
 mod compile;
 mod decision;
 
-pub use approvals::{ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalStore};
+pub use approvals::{
+    ApprovalError, ApprovalRequest, ApprovalStatus, ApprovalStore, MAX_PENDING_PER_AGENT,
+};
 pub use canonical::{call_hash, canonical_json, CallHash};
 pub use compile::{Grant, Policy, PolicyError};
 pub use decision::Decision;
