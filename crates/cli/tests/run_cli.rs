@@ -482,12 +482,39 @@ fn planted_setuid_and_capability_binaries_gain_nothing() {
         .arg("cap_setuid,cap_dac_override+ep")
         .arg(&capy)
         .status();
+    let rep_dir = tempfile::tempdir().unwrap();
+    let report = rep_dir.path().join("report.json");
     let r = airlock(
         d.path(),
-        &[],
-        "./suid-id -u; ./cap-python -c 'import os; os.setuid(0); print(\"ROOT\")' 2>&1 | tail -1; cp /bin/sh ./mysh && chmod u+s ./mysh; echo planted",
+        &["--report", report.to_str().unwrap()],
+        "./suid-id -u; ./cap-python -c 'import os; os.setuid(0); print(\"ROOT\")' 2>&1 | tail -1; \
+         cp /bin/sh ./mysh && chmod u+s ./mysh || echo chmod-refused; chmod 2755 ./mysh || echo chmod-refused; \
+         /usr/bin/python3 -c 'import os; os.close(os.open(\"made-suid\", os.O_CREAT | os.O_WRONLY, 0o6755))'; echo planted",
     );
     assert_eq!(r.out.lines().next(), Some("1000"), "{} {}", r.out, r.err);
+    // seccomp refuses setuid/setgid bits through chmod …
+    assert_eq!(
+        r.out.matches("chmod-refused").count(),
+        2,
+        "{} {}",
+        r.out,
+        r.err
+    );
+    assert!(r.out.contains("planted"), "{}", r.out);
+    let mode = |p: &str| std::fs::metadata(d.path().join(p)).unwrap().mode();
+    assert_eq!(mode("mysh") & 0o6000, 0);
+    // … and the bits a creation mode carried are cleared after the run and
+    // reported; the setuid file root prepared before the run is left alone.
+    assert_eq!(mode("made-suid") & 0o6000, 0, "{:o}", mode("made-suid"));
+    assert_ne!(mode("suid-id") & 0o4000, 0);
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let findings = rep["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(findings[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/made-suid"));
+    assert_eq!(findings[0]["action"], "setuid/setgid bits cleared");
     assert!(!r.out.contains("ROOT"), "{}", r.out);
     if setcap.is_ok_and(|s| s.success()) {
         // EPERM (no capability) or EINVAL (uid 0 does not exist in the jail).

@@ -145,6 +145,7 @@ pub struct Running {
     writable: Vec<PathBuf>,
     name_deny: Vec<String>,
     protected_before: BTreeSet<PathBuf>,
+    setid_before: BTreeSet<PathBuf>,
     started: Instant,
 }
 
@@ -424,6 +425,7 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
         writable,
         name_deny,
         protected_before: protected,
+        setid_before: found.setid,
         started: Instant::now(),
     })
 }
@@ -502,8 +504,12 @@ impl Running {
         let had_cgroup = self.cgroup.is_some();
         cleanup(&self.scratch, self.cgroup.take());
 
-        let (findings, scan_truncated) =
-            enforce_protected(&self.writable, &self.name_deny, &self.protected_before);
+        let (findings, scan_truncated) = enforce_protected(
+            &self.writable,
+            &self.name_deny,
+            &self.protected_before,
+            &self.setid_before,
+        );
         let mut out = Outcome {
             code: None,
             signal: None,
@@ -549,11 +555,14 @@ impl Running {
 }
 
 /// Protected files that appeared during the run (they could not be bound
-/// read-only in advance) are removed and reported.
+/// read-only in advance) are removed and reported; setuid/setgid bits that
+/// appeared (seccomp stops chmod, but open/mkdir modes can carry them) are
+/// cleared and reported.
 fn enforce_protected(
     writable: &[PathBuf],
     name_deny: &[String],
     before: &BTreeSet<PathBuf>,
+    setid_before: &BTreeSet<PathBuf>,
 ) -> (Vec<Finding>, bool) {
     let after = rules::walk(writable, name_deny);
     let mut findings = Vec::new();
@@ -570,6 +579,23 @@ fn enforce_protected(
                 "removed"
             } else {
                 "found (could not remove)"
+            },
+        });
+    }
+    for p in after.setid.difference(setid_before) {
+        use std::os::unix::fs::PermissionsExt;
+        let cleared = std::fs::symlink_metadata(p)
+            .and_then(|m| {
+                let mode = m.permissions().mode() & !rules::SETID_BITS;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            })
+            .is_ok();
+        findings.push(Finding {
+            path: p.clone(),
+            action: if cleared {
+                "setuid/setgid bits cleared"
+            } else {
+                "setuid/setgid bits found (could not clear)"
             },
         });
     }

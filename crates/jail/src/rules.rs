@@ -3,7 +3,11 @@
 //! writable paths (protected), found at any depth by a bounded walk.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// S_ISUID | S_ISGID.
+pub const SETID_BITS: u32 = 0o6000;
 
 /// Hidden under the home directory.
 pub const HOME_DENY: &[&str] = &[
@@ -103,12 +107,14 @@ pub fn is_protected(path: &Path) -> bool {
 pub struct Found {
     pub masked: BTreeSet<PathBuf>,
     pub protected: BTreeSet<PathBuf>,
+    /// Regular files with a setuid or setgid bit.
+    pub setid: BTreeSet<PathBuf>,
     /// True when a root had more than [`WALK_LIMIT`] entries.
     pub truncated: bool,
 }
 
 /// Walks `roots` (no symlinks followed) and collects the paths matching the
-/// deny-name patterns and the protected names.
+/// deny-name patterns and the protected names, and setuid/setgid files.
 pub fn walk(roots: &[PathBuf], name_deny: &[String]) -> Found {
     let mut f = Found::default();
     for root in roots {
@@ -135,6 +141,9 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String]) -> Found {
                 if name_deny.iter().any(|pat| name_matches(pat, &name)) && !ft.is_symlink() {
                     f.masked.insert(p.clone());
                     continue;
+                }
+                if ft.is_file() && e.metadata().is_ok_and(|m| m.mode() & SETID_BITS != 0) {
+                    f.setid.insert(p.clone());
                 }
                 if ft.is_dir() && !f.protected.contains(&p) {
                     stack.push(p);

@@ -70,6 +70,24 @@ pub fn denied_names() -> impl Iterator<Item = &'static str> {
     DENIED.iter().map(|(n, _)| *n)
 }
 
+/// fchmodat2 (Linux 6.6); the same number on x86_64 and aarch64.
+const SYS_FCHMODAT2: libc::c_long = 452;
+
+/// The chmod calls and which argument holds the mode.
+#[cfg(target_arch = "x86_64")]
+const CHMODS: &[(libc::c_long, u8)] = &[
+    (libc::SYS_chmod, 1),
+    (libc::SYS_fchmod, 1),
+    (libc::SYS_fchmodat, 2),
+    (SYS_FCHMODAT2, 2),
+];
+#[cfg(not(target_arch = "x86_64"))]
+const CHMODS: &[(libc::c_long, u8)] = &[
+    (libc::SYS_fchmod, 1),
+    (libc::SYS_fchmodat, 2),
+    (SYS_FCHMODAT2, 2),
+];
+
 const NS_FLAGS: &[u64] = &[
     libc::CLONE_NEWUSER as u64,
     libc::CLONE_NEWNS as u64,
@@ -131,6 +149,20 @@ pub fn compile() -> Result<Vec<BpfProgram>, String> {
         .map(|f| rule(vec![cond(0, Len::Dword, Op::Eq, *f as u64)]))
         .collect(),
     );
+    // chmod family: no setuid/setgid bits (the post-run scan catches the
+    // ones creation modes carry).
+    for &(nr, mode_arg) in CHMODS {
+        deny.insert(
+            nr,
+            [libc::S_ISUID, libc::S_ISGID]
+                .iter()
+                .map(|b| {
+                    let b = u64::from(*b);
+                    rule(vec![cond(mode_arg, Len::Dword, Op::MaskedEq(b), b)])
+                })
+                .collect(),
+        );
+    }
     let eperm = SeccompFilter::new(
         deny,
         SeccompAction::Allow,
