@@ -116,15 +116,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let approvals = (needs_approvals || args.approvals.is_some())
         .then(|| approvals_path(args.approvals.as_deref()));
     let (catalogs, agent_tools) = catalogs(&config, args.workdir.as_deref())?;
+    let audit_log = match &config.audit {
+        Some(_) => Some(crate::audit_sinks::open(&config)?),
+        None => None,
+    };
     let shared = Shared::new(
         &config,
         catalogs,
         SharedOptions {
             approvals,
-            audit: match &config.audit {
-                Some(_) => Arc::new(crate::audit_sinks::McpSink(crate::audit_sinks::open(
-                    &config,
-                )?)),
+            audit: match &audit_log {
+                Some(h) => Arc::new(crate::audit_sinks::McpSink(h.clone())),
                 None => Arc::new(TracingAudit),
             },
             http_keys: !args.stdio,
@@ -141,6 +143,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let agent = args.agent.as_deref().unwrap_or_default();
             let served = airlock_mcp::serve_stdio(shared, agent).await;
             tokio::task::spawn_blocking(move || agent_tools.close_all()).await?;
+            if let Some(h) = &audit_log {
+                h.close(); // final signed checkpoint
+            }
             served?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -192,6 +197,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.shutdown().await;
         // Session jails end with the server (their protected-file scan runs now).
         tokio::task::spawn_blocking(move || agent_tools.close_all()).await?;
+        if let Some(h) = &audit_log {
+            h.close(); // final signed checkpoint
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

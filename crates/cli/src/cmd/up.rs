@@ -1,8 +1,9 @@
 //! `airlock up`: the quick start on one machine: a state directory with a
 //! generated PKI, a tunnel and an agent key; the gateway on localhost; a
-//! connector serving the given routes; and the commands to point an agent
-//! at it. (The built-in `airlock mcp` route `tools` is wired here once that
-//! server exists; until then give a route.)
+//! connector serving route `tools` — the built-in `airlock mcp` with the
+//! jailed agent toolset in a workspace, trusting the gateway's identity
+//! assertions and writing a signed audit log — or the routes given; and the
+//! commands to point an agent at it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,23 +21,47 @@ pub struct Args {
     /// Agent-facing port on 127.0.0.1.
     #[arg(long, default_value_t = 8765)]
     port: u16,
-    /// A route, as for `airlock connect` (`NAME=http://…` or `NAME=stdio:PROGRAM ARGS…`).
+    /// Serve these routes instead of the built-in `tools` route, as for
+    /// `airlock connect` (`NAME=http://…` or `NAME=stdio:PROGRAM ARGS…`).
     #[arg(long = "route")]
     routes: Vec<String>,
+    /// The agent toolset's working directory (default: DIR/workspace).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
 }
+
+/// The policy `airlock up` writes on first start (edit it freely: it is
+/// re-read at every start and on SIGHUP by the MCP server).
+const DEFAULT_CONFIG: &str = "\
+# Written by `airlock up`. The built-in MCP server (route `tools`) reads it.
+version: 1
+tools:
+  bash: { kind: agent.bash, description: \"Run a shell command in the jailed workspace.\" }
+  read: { kind: agent.read }
+  write: { kind: agent.write }
+  edit: { kind: agent.edit }
+  glob: { kind: agent.glob }
+  grep: { kind: agent.grep }
+agents:
+  local-agent:
+    allowed_tools: [bash, read, write, edit, glob, grep]
+audit:
+  dir: audit
+  signing_key: audit.key
+";
 
 const TUNNEL: &str = "local";
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    if a.routes.is_empty() {
-        bail!(
-            "give at least one route, e.g. `airlock up --route tools=stdio:npx -y @modelcontextprotocol/server-everything` \
-             (the built-in airlock mcp route arrives with the MCP server)"
-        );
-    }
-    let routes = super::connect::parse_routes(&a.routes)?;
+    let mut routes = super::connect::parse_routes(&a.routes)?;
     std::fs::create_dir_all(&a.dir)
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
+    let builtin = routes.is_empty();
+    let config_path = a.dir.join("airlock.yaml");
+    let workdir = a.workdir.clone().unwrap_or_else(|| a.dir.join("workspace"));
+    if builtin {
+        prepare_builtin(&a.dir, &config_path, &workdir)?;
+    }
     let pki = a.dir.join("pki");
     let state_path = a.dir.join("gateway.db");
     let token_file = a.dir.join("tunnel-token");
@@ -83,6 +108,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let gw = Gateway::start(go).await.context("starting the gateway")?;
+        let mut mcp = None;
+        if builtin {
+            let (child, url) = start_builtin(&config_path, &workdir, &gw.public_key.to_base64()).await?;
+            routes.insert("tools".into(), airlock_tunnel::connector::RouteTarget::Http(url));
+            mcp = Some(child);
+        }
         let mut o = ConnectorOptions::new(format!("localhost:{}", gw.tunnel_addr.port()), TUNNEL.into(), token, ca, cert, ckey);
         o.name = "airlock-up".into();
         o.routes = routes.clone();
@@ -104,6 +135,91 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             _ = super::gateway::shutdown_signal() => { c.shutdown().await; }
         }
         gw.shutdown().await;
+        if let Some(mut m) = mcp {
+            // A graceful stop ends the session jails and closes the audit log.
+            if let Some(pid) = m.id() {
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), m.wait()).await;
+        }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// First start: the default policy, an audit signing key and the workspace.
+fn prepare_builtin(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    workdir: &std::path::Path,
+) -> anyhow::Result<()> {
+    if !config.exists() {
+        std::fs::write(config, DEFAULT_CONFIG)
+            .with_context(|| format!("write {}", config.display()))?;
+    }
+    let key = dir.join("audit.key");
+    if !key.exists() {
+        airlock_audit::SigningKey::write_new(&key)?;
+    }
+    if !workdir.exists() {
+        std::fs::create_dir_all(workdir)
+            .with_context(|| format!("create {}", workdir.display()))?;
+        // As root the jail runs as an unprivileged host uid: give it the workspace.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(
+                workdir,
+                Some(airlock_jail::DEFAULT_HOST_ID),
+                Some(airlock_jail::DEFAULT_HOST_ID),
+            )
+            .with_context(|| format!("chown {}", workdir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts `airlock mcp` on a loopback port, trusting the gateway's identity
+/// assertions, and returns it with its URL.
+async fn start_builtin(
+    config: &std::path::Path,
+    workdir: &std::path::Path,
+    gateway_key: &str,
+) -> anyhow::Result<(tokio::process::Child, String)> {
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe().context("locate the airlock binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("mcp")
+        .arg("--config")
+        .arg(config)
+        .arg("--workdir")
+        .arg(workdir)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway-key",
+            gateway_key,
+            "--gateway-tunnel",
+            TUNNEL,
+            "--gateway-route",
+            "tools",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("start the built-in MCP server")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .context("the built-in MCP server did not start within 30 s")??;
+    let Some(url) = first
+        .as_deref()
+        .and_then(|l| l.strip_prefix("listening on "))
+    else {
+        bail!(
+            "the built-in MCP server did not start (see its errors above); check {}",
+            config.display()
+        );
+    };
+    let url = url.trim().to_string();
+    // Keep draining its stdout so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, url))
 }
