@@ -426,6 +426,32 @@ fn http_echo() -> (u16, std::thread::JoinHandle<()>) {
 }
 
 #[test]
+fn socks5_relay_follows_the_same_rules() {
+    let d = workdir();
+    let (port, _h) = http_echo();
+    // The credential is the one in the proxy variables; SOCKS5 gets it as
+    // username/password on the jail's 127.0.0.1:1080.
+    let cfg = d.path().join("socks.yaml");
+    write(
+        &cfg,
+        &format!("version: 1\nsandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [\"127.0.0.1/32\"]\n"),
+    );
+    let r = airlock(
+        d.path(),
+        &["--config", cfg.to_str().unwrap()],
+        &format!(
+            "P=${{HTTP_PROXY#http://}}; S=\"socks5h://${{P%:3128}}:1080\"; \
+             curl -sS -x \"$S\" http://127.0.0.1:{port}/via-socks; echo; \
+             curl -sS -m 5 -x \"$S\" http://example.com/ >/dev/null 2>&1 || echo socks-denied; \
+             curl -sS -m 5 -x socks5h://127.0.0.1:1080 http://127.0.0.1:{port}/ >/dev/null 2>&1 || echo no-credential-refused"
+        ),
+    );
+    assert!(r.out.contains("GET /via-socks"), "{} {}", r.out, r.err);
+    assert!(r.out.contains("socks-denied"), "{}", r.out);
+    assert!(r.out.contains("no-credential-refused"), "{}", r.out);
+}
+
+#[test]
 fn network_goes_through_the_proxy_and_follows_its_rules() {
     let d = workdir();
     let (port, _h) = http_echo();

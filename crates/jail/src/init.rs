@@ -107,11 +107,10 @@ fn run_a() -> Result<()> {
             | libc::CLONE_NEWCGROUP,
     )?;
     loopback_up()?;
-    match spec.relay_port {
-        Some(port) => send_relay_listener(port)?,
-        None => unsafe {
-            libc::close(RELAY_FD);
-        },
+    if spec.relay_ports.is_empty() {
+        unsafe { libc::close(RELAY_FD) };
+    } else {
+        send_relay_listeners(&spec.relay_ports)?;
     }
 
     let (ready_r, ready_w) = pipe()?;
@@ -479,20 +478,26 @@ fn loopback_up() -> Result<()> {
     Ok(())
 }
 
-/// Listens on the jail's loopback and sends the socket to the launcher,
+/// Listens on the jail's loopback and sends the sockets to the launcher,
 /// which relays each connection to the egress proxy from outside.
-fn send_relay_listener(port: u16) -> Result<()> {
+fn send_relay_listeners(ports: &[u16]) -> Result<()> {
     use std::os::fd::AsRawFd;
-    let l = std::net::TcpListener::bind(("127.0.0.1", port))
-        .map_err(|e| format!("listen on the jail's 127.0.0.1:{port}: {e}"))?;
-    let fd = l.as_raw_fd();
+    let mut listeners = Vec::new();
+    for &port in ports {
+        listeners.push(
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .map_err(|e| format!("listen on the jail's 127.0.0.1:{port}: {e}"))?,
+        );
+    }
+    let fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+    let bytes = std::mem::size_of_val(fds.as_slice()) as u32;
     unsafe {
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec {
             iov_base: byte.as_mut_ptr().cast(),
             iov_len: 1,
         };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize;
+        let space = libc::CMSG_SPACE(bytes) as usize;
         let mut cbuf = vec![0u8; space];
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -502,10 +507,14 @@ fn send_relay_listener(port: u16) -> Result<()> {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
-        std::ptr::copy_nonoverlapping(&fd as *const i32 as *const u8, libc::CMSG_DATA(c), 4);
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr() as *const u8,
+            libc::CMSG_DATA(c),
+            bytes as usize,
+        );
         check(libc::sendmsg(RELAY_FD, &msg, 0) as i32, || {
-            "send the relay socket".into()
+            "send the relay sockets".into()
         })?;
         libc::close(RELAY_FD);
     }

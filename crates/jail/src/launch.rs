@@ -19,8 +19,12 @@ use crate::relay::Relay;
 use crate::rules;
 use crate::spec::{InitReport, InitSpec, Rlimits, RELAY_FD, REPORT_FD, SPEC_FD};
 
-/// Port the egress relay listens on inside the jail (its own loopback).
+/// Port the egress relay listens on inside the jail (its own loopback) for
+/// HTTP and CONNECT (the proxy variables point here).
 pub const RELAY_PORT: u16 = 3128;
+/// Port of the same relay for SOCKS5 clients (the proxy tells the
+/// protocols apart by the first byte).
+pub const SOCKS_PORT: u16 = 1080;
 /// Host uid/gid a root launcher maps the jail's uid to by default (nobody).
 pub const DEFAULT_HOST_ID: u32 = 65534;
 /// How long a command gets after SIGTERM before everything is killed.
@@ -340,7 +344,10 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
             unsafe { libc::getegid() }
         },
         cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
-        relay_port: spec.network.as_ref().map(|_| RELAY_PORT),
+        relay_ports: match spec.network {
+            Some(_) => vec![RELAY_PORT, SOCKS_PORT],
+            None => vec![],
+        },
         hostname: "airlock".into(),
     };
     let spec_json = serde_json::to_vec(&init).map_err(|e| JailError::Start(e.to_string()))?;
@@ -397,7 +404,7 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
     drop(spec_w);
 
     let relay = match &spec.network {
-        Some(net) => match crate::relay::receive_listener(&relay_parent) {
+        Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
             Ok(l) => Some(Relay::start(l, net.proxy_socket.clone())),
             Err(_) => {
                 // The init failed before listening: its report says why.

@@ -26,7 +26,7 @@ mod sys;
 
 pub use launch::{
     spawn, Finding, JailError, JailSpec, NetworkAccess, Outcome, Running, DEFAULT_HOST_ID,
-    RELAY_PORT,
+    RELAY_PORT, SOCKS_PORT,
 };
 
 /// The argument that makes the `airlock` binary act as the jail's init.

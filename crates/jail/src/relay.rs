@@ -1,7 +1,8 @@
-//! The jail's only network path: a listening socket on the jail's own
-//! loopback, created inside its network namespace by the init and handed
-//! out; the launcher accepts on it and splices each connection to the
-//! egress proxy's Unix socket. No process inside can see the relay.
+//! The jail's only network path: listening sockets on the jail's own
+//! loopback (HTTP/CONNECT and SOCKS5), created inside its network namespace
+//! by the init and handed out; the launcher accepts on them and splices
+//! each connection to the egress proxy's Unix socket. No process inside can
+//! see the relay.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -9,61 +10,78 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-/// Receives the listening socket the init sent with SCM_RIGHTS.
-pub fn receive_listener(sock: &UnixStream) -> std::io::Result<TcpListener> {
+/// Receives the `n` listening sockets the init sent with SCM_RIGHTS.
+pub fn receive_listeners(sock: &UnixStream, n: usize) -> std::io::Result<Vec<TcpListener>> {
+    let bytes = (n * std::mem::size_of::<i32>()) as u32;
     unsafe {
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec {
             iov_base: byte.as_mut_ptr().cast(),
             iov_len: 1,
         };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize;
+        let space = libc::CMSG_SPACE(bytes) as usize;
         let mut cbuf = vec![0u8; space];
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
-        if n <= 0 {
+        let r = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if r <= 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                "no relay socket",
+                "no relay sockets",
             ));
         }
         let c = libc::CMSG_FIRSTHDR(&msg);
         if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return Err(std::io::Error::other("no descriptor in the relay message"));
+            return Err(std::io::Error::other("no descriptors in the relay message"));
         }
-        let mut fd = 0i32;
-        std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), &mut fd as *mut i32 as *mut u8, 4);
-        Ok(TcpListener::from_raw_fd(fd))
+        let got = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+        let mut fds = vec![0i32; got];
+        std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c), fds.as_mut_ptr() as *mut u8, got * 4);
+        let listeners: Vec<TcpListener> = fds
+            .into_iter()
+            .map(|fd| TcpListener::from_raw_fd(fd))
+            .collect();
+        if listeners.len() != n || msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(std::io::Error::other(format!(
+                "expected {n} relay sockets, got {}",
+                listeners.len()
+            )));
+        }
+        Ok(listeners)
     }
 }
 
 pub struct Relay {
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
 }
 
 impl Relay {
-    pub fn start(listener: TcpListener, proxy: PathBuf) -> Relay {
-        let l = listener.try_clone().expect("dup the relay listener");
-        std::thread::Builder::new()
-            .name("airlock-jail-relay".into())
-            .spawn(move || {
-                for conn in l.incoming() {
-                    let Ok(tcp) = conn else { break };
-                    let proxy = proxy.clone();
-                    std::thread::spawn(move || pipe_through(tcp, &proxy));
-                }
-            })
-            .expect("spawn the relay thread");
-        Relay { listener }
+    pub fn start(listeners: Vec<TcpListener>, proxy: PathBuf) -> Relay {
+        for listener in &listeners {
+            let l = listener.try_clone().expect("dup the relay listener");
+            let proxy = proxy.clone();
+            std::thread::Builder::new()
+                .name("airlock-jail-relay".into())
+                .spawn(move || {
+                    for conn in l.incoming() {
+                        let Ok(tcp) = conn else { break };
+                        let proxy = proxy.clone();
+                        std::thread::spawn(move || pipe_through(tcp, &proxy));
+                    }
+                })
+                .expect("spawn the relay thread");
+        }
+        Relay { listeners }
     }
 
     /// Stops accepting (wakes the accept loop); open connections finish.
     pub fn stop(self) {
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        for l in &self.listeners {
+            unsafe { libc::shutdown(l.as_raw_fd(), libc::SHUT_RDWR) };
+        }
     }
 }
 

@@ -12,7 +12,7 @@ pub const JAIL_GID: u32 = 1000;
 
 /// File descriptor numbers the init process inherits.
 pub const SPEC_FD: i32 = 3;
-/// Where the init sends the relay's listening socket (SCM_RIGHTS).
+/// Where the init sends the relay's listening sockets (SCM_RIGHTS).
 pub const RELAY_FD: i32 = 4;
 /// Where the init reports setup errors and the workload's wait status.
 pub const REPORT_FD: i32 = 5;
@@ -41,7 +41,7 @@ pub struct InitSpec {
     pub cgroup_procs: Vec<PathBuf>,
     /// Listen on 127.0.0.1:port inside the jail's network namespace and
     /// hand the socket to the launcher, which relays it to the egress proxy.
-    pub relay_port: Option<u16>,
+    pub relay_ports: Vec<u16>,
     pub hostname: String,
 }
 
