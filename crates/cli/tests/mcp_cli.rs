@@ -1052,3 +1052,58 @@ fn a_session_jail_ends_with_its_session_and_an_agent_only_displaces_its_own() {
         "{kept}"
     );
 }
+
+/// The official Python SDK over stdio driving the agent toolset: one stdio
+/// connection is one session with one persistent shell.
+#[test]
+fn python_sdk_drives_the_agent_toolset_over_stdio() {
+    if !require("python3 module `mcp` (PyPI mcp 2.x)", python_sdk()) {
+        return;
+    }
+    let f = agent_fixture();
+    let bin = env!("CARGO_BIN_EXE_airlock").to_string();
+    let cfg = f.config.display().to_string();
+    let wd = f.workdir.display().to_string();
+    let calls = json!([
+        {"name": "bash", "args": {"command": "cd /tmp && V=1 && echo set"}},
+        {"name": "bash", "args": {"command": "echo $PWD $V"}},
+        {"name": "write", "args": {"file_path": "notes.md", "content": "alpha\nbeta\n"}},
+        {"name": "edit", "args": {"file_path": "notes.md", "old_string": "beta", "new_string": "gamma"}},
+        {"name": "read", "args": {"file_path": "notes.md"}},
+        {"name": "write", "args": {"file_path": "/etc/airlock-sdk-pwned", "content": "x"}}
+    ]);
+    let args: Vec<String> = [
+        "client.py",
+        "stdio",
+        "legacy",
+        &bin,
+        "mcp",
+        "--config",
+        &cfg,
+        "--stdio",
+        "--agent",
+        "dev",
+        "--workdir",
+        &wd,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_client("python3", &args, &calls);
+    assert_eq!(
+        out["tools"],
+        json!(["bash", "read", "write", "edit", "glob", "grep"]),
+        "{out}"
+    );
+    let c = &out["calls"];
+    assert!(c[0][1].as_str().unwrap().contains("set"), "{out}");
+    assert_eq!(c[1][1], json!("/tmp 1\n"), "{out}");
+    assert_eq!(c[3][0], json!(false), "{out}");
+    assert_eq!(c[4][1], json!("     1\talpha\n     2\tgamma\n"), "{out}");
+    assert_eq!(c[5][0], json!(true), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(f.workdir.join("notes.md")).unwrap(),
+        "alpha\ngamma\n"
+    );
+    assert!(!Path::new("/etc/airlock-sdk-pwned").exists());
+}
