@@ -501,7 +501,11 @@ impl Running {
             },
         };
         let duration_ms = self.started.elapsed().as_millis() as u64;
-        let _ = waited;
+        // A signal that ended the launcher-side init (e.g. SIGKILL from an
+        // operator) ended the whole jail with it.
+        let init_signal = waited
+            .and_then(|r| r.ok())
+            .and_then(|st| std::os::unix::process::ExitStatusExt::signal(&st));
         let mut text = String::new();
         let _ = self.report.read_to_string(&mut text);
         if let Some(r) = self.relay.take() {
@@ -551,6 +555,7 @@ impl Running {
             Some(s) if libc::WIFEXITED(s) => out.code = Some(libc::WEXITSTATUS(s)),
             Some(s) if libc::WIFSIGNALED(s) => out.signal = Some(libc::WTERMSIG(s)),
             _ if timed_out => out.signal = Some(libc::SIGKILL),
+            _ if init_signal.is_some() => out.signal = init_signal,
             _ => {
                 return Err(JailError::Setup(
                     "the jail ended without reporting the command's status".into(),
