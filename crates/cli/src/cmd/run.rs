@@ -42,6 +42,9 @@ pub struct Args {
     /// Directory of the HTTPS interception CA (needed when credentials are injected over HTTPS).
     #[arg(long)]
     ca_dir: Option<PathBuf>,
+    /// Extra PEM CA file the proxy trusts for upstream TLS (internal CAs).
+    #[arg(long)]
+    upstream_ca: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -92,6 +95,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     // it only through the relay on its own loopback.
     let private = tempdir("airlock-run", 0o700)?;
     let mut proxy = None;
+    let mut public_dir = None;
     if !config.sandbox.network.allow.is_empty() {
         let cred = ProxyCredential::generate().context("generate the proxy credential")?;
         let mut opts = ProxyOptions::new(
@@ -110,14 +114,23 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             let dir = args.ca_dir.clone().unwrap_or_else(default_ca_dir);
             let ca = airlock_proxy::ca::CertAuthority::load_or_create(&dir)
                 .with_context(|| format!("interception CA in {}", dir.display()))?;
-            let public = tempdir("airlock-run-ca", 0o755)?;
+            // Not under /tmp: the jail has its own. /var/tmp is visible inside
+            // (read-only), and only a public certificate goes there.
+            let public = tempdir_in(std::path::Path::new("/var/tmp"), "airlock-run-ca", 0o755)?;
             let bundle = public.join("ca-bundle.pem");
             let system = std::fs::read_to_string(&opts.system_ca_file).unwrap_or_default();
             std::fs::write(&bundle, format!("{system}\n{}", ca.cert_pem()))
                 .context("write the CA bundle")?;
             set_mode(&bundle, 0o644)?;
+            public_dir = Some(public.clone());
             ca_bundle = Some(bundle);
             opts.ca = Some(std::sync::Arc::new(ca));
+        }
+        if let Some(f) = &args.upstream_ca {
+            opts.upstream_ca_pem = Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("--upstream-ca {}", f.display()))?,
+            );
         }
         let sock = private.join("proxy.sock");
         let handle =
@@ -143,6 +156,9 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
 
     let records = proxy.map(|p| p.shutdown()).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&private);
+    if let Some(p) = &public_dir {
+        let _ = std::fs::remove_dir_all(p);
+    }
     for f in &outcome.findings {
         eprintln!(
             "airlock run: the command planted protected file {} ({})",
@@ -197,7 +213,11 @@ fn default_ca_dir() -> PathBuf {
 }
 
 fn tempdir(prefix: &str, mode: u32) -> anyhow::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("{prefix}-{}-{:x}", std::process::id(), rand_u32()));
+    tempdir_in(&std::env::temp_dir(), prefix, mode)
+}
+
+fn tempdir_in(base: &std::path::Path, prefix: &str, mode: u32) -> anyhow::Result<PathBuf> {
+    let d = base.join(format!("{prefix}-{}-{:x}", std::process::id(), rand_u32()));
     std::fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
     set_mode(&d, mode)?;
     Ok(d)
