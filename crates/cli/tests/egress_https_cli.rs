@@ -135,6 +135,7 @@ credentials:\n  - name: internal-api\n    host: \"localhost:{port}\"\n    header
         .output()
         .unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{out}\n{err}");
