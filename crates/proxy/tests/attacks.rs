@@ -1039,6 +1039,12 @@ fn blocking_api_for_the_jail() {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert_eq!(status(&out), 403, "{out}");
+    // The record is written as the connection ends, which may be just after
+    // the client has read the refusal.
+    let t = std::time::Instant::now();
+    while p.denials().is_empty() && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     assert_eq!(p.denials().len(), 1);
     assert_eq!(p.denials()[0].rule, "address");
     let recs = p.shutdown();
