@@ -67,7 +67,7 @@ fn everyday_tools_work_in_the_jail() {
         String::from_utf8_lossy(&o.stderr)
     );
     for expect in [
-        "2 b",
+        " 1 a",
         "git-ok",
         "{\"sha\": \"2d711642\"}",
         "new",
