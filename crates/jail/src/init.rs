@@ -66,9 +66,10 @@ fn read_spec() -> Result<InitSpec> {
 
 fn run_a() -> Result<()> {
     let spec = read_spec()?;
-    let me = std::process::id().to_string();
+    // "0" is the writer itself; see `Cgroup::procs_files` for why v1 uses
+    // `tasks` (this process is still single-threaded here).
     for procs in &spec.cgroup_procs {
-        write_file(procs, &me)?;
+        write_file(procs, "0")?;
     }
     unsafe {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
@@ -197,6 +198,11 @@ fn run_b(spec: &InitSpec, root: bool, ready_w: i32, mapped_r: i32) -> Result<()>
         })?;
         check(libc::setresuid(JAIL_UID, JAIL_UID, JAIL_UID), || {
             "setresuid".into()
+        })?;
+        // Changing credentials cleared the parent-death signal: re-arm it,
+        // so a SIGKILL to the launcher-side init still ends the whole jail.
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
+            "PR_SET_PDEATHSIG".into()
         })?;
     }
     let filters = seccomp::compile()?;

@@ -37,7 +37,7 @@ pub struct InitSpec {
     /// Host uid/gid the jail's uid maps to when the launcher runs as root.
     pub host_uid: u32,
     pub host_gid: u32,
-    /// `cgroup.procs` files the init joins before anything else.
+    /// Cgroup files the init writes "0" into before anything else.
     pub cgroup_procs: Vec<PathBuf>,
     /// Listen on 127.0.0.1:port inside the jail's network namespace and
     /// hand the socket to the launcher, which relays it to the egress proxy.
