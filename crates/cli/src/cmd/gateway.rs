@@ -96,12 +96,15 @@ fn settings(a: &Args) -> anyhow::Result<airlock_config::Gateway> {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut o = options_from_config(&settings(&a)?)?;
+    let mut audit = None;
     if let Some(path) = &a.config {
         let c = super::config::load(path)?;
         if c.audit.is_some() {
+            let h = crate::audit_sinks::open(&c)?;
             o.events = Some(std::sync::Arc::new(crate::audit_sinks::TunnelSink(
-                crate::audit_sinks::open(&c)?,
+                h.clone(),
             )));
+            audit = Some(h);
         }
     }
     if let Some(k) = a.admin_key {
@@ -122,6 +125,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         shutdown_signal().await;
         tracing::info!("shutting down");
         gw.shutdown().await;
+        if let Some(h) = &audit {
+            h.close(); // final signed checkpoint
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -159,8 +159,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         requests_per_second: args.rate,
     };
     opts.leak_check = !args.no_leak_check;
-    opts.sink = Some(match audit {
-        Some(h) => std::sync::Arc::new(crate::audit_sinks::ProxySink(h)),
+    opts.sink = Some(match &audit {
+        Some(h) => std::sync::Arc::new(crate::audit_sinks::ProxySink(h.clone())),
         None => std::sync::Arc::new(TracingSink),
     });
     opts.inspect = patterns(&args.inspect, "inspect")?;
@@ -209,10 +209,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             tracing::info!("airlock proxy listening on {at}");
         }
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        super::gateway::shutdown_signal().await;
         let recs = handle.shutdown().await;
+        if let Some(h) = &audit {
+            h.close(); // final signed checkpoint
+        }
         tracing::info!(records = recs.len(), "airlock proxy stopped");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
