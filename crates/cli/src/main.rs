@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod audit_sinks;
 mod cmd;
+mod egress;
 
 /// airlock keeps an AI agent's hands inside your network: every tool call runs
 /// in a jail, under your policy, through an egress proxy that holds your

@@ -162,6 +162,7 @@ async fn run_agent_bash(secs: u64, conns: usize) {
         max_sessions: conns + 1,
         max_sessions_per_agent: conns + 1,
         idle_timeout: Duration::from_secs(600),
+        network: None,
     })
     .unwrap();
     let agent = std::sync::Arc::new(agent);

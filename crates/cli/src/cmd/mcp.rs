@@ -84,6 +84,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 fn catalogs(
     config: &Config,
     workdir: Option<&Path>,
+    network: Option<airlock_jail::NetworkAccess>,
 ) -> anyhow::Result<(Catalogs, Arc<AgentTools>)> {
     let workdir = match workdir {
         Some(w) => w.to_path_buf(),
@@ -97,6 +98,7 @@ fn catalogs(
         max_sessions: 64,
         max_sessions_per_agent: 8,
         idle_timeout: std::time::Duration::from_secs(30 * 60),
+        network,
     })
     .map_err(|e| anyhow!(e))?;
     let agent = Arc::new(agent);
@@ -115,11 +117,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .any(|t| t.approval == Approval::Required);
     let approvals = (needs_approvals || args.approvals.is_some())
         .then(|| approvals_path(args.approvals.as_deref()));
-    let (catalogs, agent_tools) = catalogs(&config, args.workdir.as_deref())?;
     let audit_log = match &config.audit {
         Some(_) => Some(crate::audit_sinks::open(&config)?),
         None => None,
     };
+    // The agent jails' only way out: the egress proxy, in this process.
+    let egress = crate::egress::start(&config, "airlock-mcp", audit_log.as_ref(), None, None)?;
+    let (catalogs, agent_tools) = catalogs(
+        &config,
+        args.workdir.as_deref(),
+        egress.as_ref().map(|e| e.access.clone()),
+    )?;
     let shared = Shared::new(
         &config,
         catalogs,
@@ -137,15 +145,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         spawn_reload(shared.clone(), args.config.clone())?;
         if args.stdio {
             let agent = args.agent.as_deref().unwrap_or_default();
             let served = airlock_mcp::serve_stdio(shared, agent).await;
             tokio::task::spawn_blocking(move || agent_tools.close_all()).await?;
-            if let Some(h) = &audit_log {
-                h.close(); // final signed checkpoint
-            }
             served?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -197,11 +202,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.shutdown().await;
         // Session jails end with the server (their protected-file scan runs now).
         tokio::task::spawn_blocking(move || agent_tools.close_all()).await?;
-        if let Some(h) = &audit_log {
-            h.close(); // final signed checkpoint
-        }
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Outside the runtime: the proxy has its own. Then the final checkpoint.
+    if let Some(e) = egress {
+        e.finish();
+    }
+    if let Some(h) = &audit_log {
+        h.close();
+    }
+    result
 }
 
 async fn wait_for_stop() {

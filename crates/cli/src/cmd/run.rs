@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
 use airlock_config::{parse_duration, Config, HostPattern};
-use airlock_jail::{JailSpec, NetworkAccess};
-use airlock_proxy::{ProxyCredential, ProxyOptions};
+use airlock_jail::JailSpec;
 use anyhow::{anyhow, Context};
 
 #[derive(clap::Args)]
@@ -93,56 +92,14 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
 
     // The proxy lives in this process, outside the jail; the jail reaches
     // it only through the relay on its own loopback.
-    let private = tempdir("airlock-run", 0o700)?;
-    let mut proxy = None;
-    let mut public_dir = None;
-    if !config.sandbox.network.allow.is_empty() {
-        let cred = ProxyCredential::generate().context("generate the proxy credential")?;
-        let mut opts = ProxyOptions::new(
-            config.sandbox.network.clone(),
-            config.credentials.clone(),
-            cred.clone(),
-        );
-        opts.session = format!("run-{}", std::process::id());
-        if let Some(h) = &audit {
-            opts.sink = Some(std::sync::Arc::new(crate::audit_sinks::ProxySink(
-                h.clone(),
-            )));
-        }
-        let mut ca_bundle = None;
-        if !config.credentials.is_empty() {
-            let dir = args.ca_dir.clone().unwrap_or_else(default_ca_dir);
-            let ca = airlock_proxy::ca::CertAuthority::load_or_create(&dir)
-                .with_context(|| format!("interception CA in {}", dir.display()))?;
-            // Not under /tmp: the jail has its own. /var/tmp is visible inside
-            // (read-only), and only a public certificate goes there.
-            let public = tempdir_in(std::path::Path::new("/var/tmp"), "airlock-run-ca", 0o755)?;
-            let bundle = public.join("ca-bundle.pem");
-            let system = std::fs::read_to_string(&opts.system_ca_file).unwrap_or_default();
-            std::fs::write(&bundle, format!("{system}\n{}", ca.cert_pem()))
-                .context("write the CA bundle")?;
-            set_mode(&bundle, 0o644)?;
-            public_dir = Some(public.clone());
-            ca_bundle = Some(bundle);
-            opts.ca = Some(std::sync::Arc::new(ca));
-        }
-        if let Some(f) = &args.upstream_ca {
-            opts.upstream_ca_pem = Some(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("--upstream-ca {}", f.display()))?,
-            );
-        }
-        let sock = private.join("proxy.sock");
-        let handle =
-            airlock_proxy::start_unix_blocking(&sock, opts).context("start the egress proxy")?;
-        spec.network = Some(NetworkAccess {
-            proxy_socket: sock,
-            user: cred.user.clone(),
-            password: cred.password.clone(),
-            ca_bundle,
-        });
-        proxy = Some(handle);
-    }
+    let egress = crate::egress::start(
+        &config,
+        &format!("run-{}", std::process::id()),
+        audit.as_ref(),
+        args.ca_dir.as_deref(),
+        args.upstream_ca.as_deref(),
+    )?;
+    spec.network = egress.as_ref().map(|e| e.access.clone());
 
     let signals = block_forwarded_signals();
     let running = airlock_jail::spawn(
@@ -154,11 +111,7 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     std::thread::spawn(move || forward_signals(signals, pid));
     let outcome = running.wait(Some(timeout))?;
 
-    let records = proxy.map(|p| p.shutdown()).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&private);
-    if let Some(p) = &public_dir {
-        let _ = std::fs::remove_dir_all(p);
-    }
+    let records = egress.map(|e| e.finish()).unwrap_or_default();
     for f in &outcome.findings {
         eprintln!(
             "airlock run: the command planted protected file {} ({})",
@@ -202,40 +155,6 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--report {}", path.display()))?;
     }
     Ok(ExitCode::from(outcome.exit_status().clamp(0, 255) as u8))
-}
-
-fn default_ca_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("/var/lib"));
-    base.join("airlock/ca")
-}
-
-fn tempdir(prefix: &str, mode: u32) -> anyhow::Result<PathBuf> {
-    tempdir_in(&std::env::temp_dir(), prefix, mode)
-}
-
-fn tempdir_in(base: &std::path::Path, prefix: &str, mode: u32) -> anyhow::Result<PathBuf> {
-    let d = base.join(format!("{prefix}-{}-{:x}", std::process::id(), rand_u32()));
-    std::fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
-    set_mode(&d, mode)?;
-    Ok(d)
-}
-
-fn set_mode(p: &std::path::Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", p.display()))
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    let _ = std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").expect("/dev/urandom"),
-        &mut b,
-    );
-    u32::from_ne_bytes(b)
 }
 
 const FORWARDED: &[i32] = &[

@@ -40,6 +40,9 @@ pub struct AgentOptions {
     pub max_sessions_per_agent: usize,
     /// A session jail unused this long is stopped.
     pub idle_timeout: Duration,
+    /// The egress proxy the jails reach the network through; `None`: no
+    /// network at all.
+    pub network: Option<airlock_jail::NetworkAccess>,
 }
 
 /// The catalog of `agent.*` kinds.
@@ -164,6 +167,7 @@ pub(crate) struct Sessions {
 impl Sessions {
     fn spec(&self) -> JailSpec {
         let mut spec = JailSpec::new(self.opts.workdir.clone(), self.opts.sandbox.clone());
+        spec.network = self.opts.network.clone();
         if let Some(l) = &self.opts.launcher {
             spec.launcher = l.clone();
         }

@@ -1,0 +1,120 @@
+//! The egress proxy for jails started by this process (`airlock run`, the
+//! agent toolset of `airlock mcp`): started outside every jail when the
+//! config allows any host, with the interception CA when credentials are
+//! injected, recording to the audit log when there is one.
+
+use std::path::{Path, PathBuf};
+
+use airlock_config::Config;
+use airlock_jail::NetworkAccess;
+use airlock_proxy::{BlockingProxy, ConnectionRecord, ProxyCredential, ProxyOptions};
+use anyhow::Context;
+
+/// A running proxy and what a jail needs to reach it.
+pub struct Egress {
+    proxy: BlockingProxy,
+    pub access: NetworkAccess,
+    dirs: Vec<PathBuf>,
+}
+
+/// Where the interception CA lives unless `--ca-dir` says otherwise.
+pub fn default_ca_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    base.join("airlock/ca")
+}
+
+/// Starts the proxy, or returns `None` when the config allows no host (the
+/// jail then has no network at all).
+pub fn start(
+    config: &Config,
+    session: &str,
+    audit: Option<&airlock_audit::AuditHandle>,
+    ca_dir: Option<&Path>,
+    upstream_ca: Option<&Path>,
+) -> anyhow::Result<Option<Egress>> {
+    if config.sandbox.network.allow.is_empty() {
+        return Ok(None);
+    }
+    let private = tempdir_in(&std::env::temp_dir(), "airlock-egress", 0o700)?;
+    let mut dirs = vec![private.clone()];
+    let cred = ProxyCredential::generate().context("generate the proxy credential")?;
+    let mut opts = ProxyOptions::new(
+        config.sandbox.network.clone(),
+        config.credentials.clone(),
+        cred.clone(),
+    );
+    opts.session = session.to_string();
+    if let Some(h) = audit {
+        opts.sink = Some(std::sync::Arc::new(crate::audit_sinks::ProxySink(
+            h.clone(),
+        )));
+    }
+    let mut ca_bundle = None;
+    if !config.credentials.is_empty() {
+        let dir = ca_dir.map(Path::to_path_buf).unwrap_or_else(default_ca_dir);
+        let ca = airlock_proxy::ca::CertAuthority::load_or_create(&dir)
+            .with_context(|| format!("interception CA in {}", dir.display()))?;
+        // Not under /tmp: a jail has its own. /var/tmp is visible inside
+        // (read-only), and only a public certificate goes there.
+        let public = tempdir_in(Path::new("/var/tmp"), "airlock-egress-ca", 0o755)?;
+        dirs.push(public.clone());
+        let bundle = public.join("ca-bundle.pem");
+        let system = std::fs::read_to_string(&opts.system_ca_file).unwrap_or_default();
+        std::fs::write(&bundle, format!("{system}\n{}", ca.cert_pem()))
+            .context("write the CA bundle")?;
+        set_mode(&bundle, 0o644)?;
+        ca_bundle = Some(bundle);
+        opts.ca = Some(std::sync::Arc::new(ca));
+    }
+    if let Some(f) = upstream_ca {
+        opts.upstream_ca_pem = Some(
+            std::fs::read_to_string(f).with_context(|| format!("--upstream-ca {}", f.display()))?,
+        );
+    }
+    let sock = private.join("proxy.sock");
+    let proxy =
+        airlock_proxy::start_unix_blocking(&sock, opts).context("start the egress proxy")?;
+    Ok(Some(Egress {
+        proxy,
+        access: NetworkAccess {
+            proxy_socket: sock,
+            user: cred.user,
+            password: cred.password,
+            ca_bundle,
+        },
+        dirs,
+    }))
+}
+
+impl Egress {
+    /// Stops the proxy, removes its files, returns every connection record.
+    pub fn finish(self) -> Vec<ConnectionRecord> {
+        let recs = self.proxy.shutdown();
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        recs
+    }
+}
+
+fn tempdir_in(base: &Path, prefix: &str, mode: u32) -> anyhow::Result<PathBuf> {
+    let mut b = [0u8; 4];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+    let d = base.join(format!(
+        "{prefix}-{}-{:x}",
+        std::process::id(),
+        u32::from_ne_bytes(b)
+    ));
+    std::fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
+    set_mode(&d, mode)?;
+    Ok(d)
+}
+
+fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", p.display()))
+}
