@@ -50,7 +50,7 @@ enum Command {
     Approve(cmd::approve::Args),
     /// Quick start on one machine: gateway, connector and an agent key on localhost.
     Up(cmd::up::Args),
-    /// Run one command in the jail (see docs/jail.md).
+    /// Run one command in the jail (see docs/sandbox.md).
     Run(cmd::run::Args),
     /// Verify, read and key the tamper-evident audit log (see docs/audit.md).
     Audit(cmd::audit::Args),
