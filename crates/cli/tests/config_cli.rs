@@ -406,6 +406,15 @@ fn gateway_and_connector_run_from_config() {
     let key = run_ok(&[
         "key", "create", "--agent", "ci", "--tunnel", "corp", "--route", "web", "--state", &state,
     ]);
+    let tools_key = run_ok(&[
+        "key", "create", "--agent", "ci", "--tunnel", "corp", "--route", "tools", "--state", &state,
+    ]);
+    // The built-in MCP server behind route `tools`: one jailed tool for `ci`.
+    write(
+        &d,
+        "mcp.yaml",
+        "version: 1\ntools:\n  bash: { kind: agent.bash }\nagents:\n  ci:\n    allowed_tools: [bash]\n",
+    );
     write(&d, "token", &format!("{token}\n"));
     let gw_file = write(
         &d,
@@ -438,18 +447,21 @@ fn gateway_and_connector_run_from_config() {
     );
     let agents = w[3].trim_start_matches("http://").to_string();
     let link_port = w[5].rsplit(':').next().unwrap();
+    assert_eq!(w.get(6), Some(&"identity-key"), "{line}");
+    let identity_key = w[7];
 
     let (up, _) = upstream();
     let conn_file = write(
         &d,
         "connector.yaml",
         &format!(
-            "version: 1\nconnector:\n  gateway: \"localhost:{link_port}\"\n  tunnel: corp\n  token: \"${{file:{ds}/token}}\"\n  ca: gateway-ca.pem\n  client_cert: connector.pem\n  client_key: connector.key\n  ping_interval: 1s\n  ping_timeout: 2s\n  routes:\n    web: {{ url: \"http://127.0.0.1:{up}/base\" }}\n"
+            "version: 1\nconnector:\n  gateway: \"localhost:{link_port}\"\n  tunnel: corp\n  token: \"${{file:{ds}/token}}\"\n  ca: gateway-ca.pem\n  client_cert: connector.pem\n  client_key: connector.key\n  ping_interval: 1s\n  ping_timeout: 2s\n  identity_key: \"{identity_key}\"\n  routes:\n    web: {{ url: \"http://127.0.0.1:{up}/base\" }}\n    tools: {{ builtin: mcp.yaml }}\n"
         ),
     );
     let _conn = Kill(
         bin()
             .args(["connect", "--config", &conn_file])
+            .current_dir(&d)
             .env_remove("AIRLOCK_TUNNEL_TOKEN")
             .stderr(Stdio::null())
             .spawn()
@@ -471,6 +483,27 @@ fn gateway_and_connector_run_from_config() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The `builtin:` route: the agent's identity reaches `airlock mcp` as the
+    // gateway's signed assertion, and the tool runs in the jail.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bash","arguments":{"command":"echo builtin-$((40+2))"},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let req = format!(
+        "POST /t/corp/tools HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {tools_key}\r\nContent-Type: application/json\r\n\
+Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bash\r\n\
+Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let t = Instant::now();
+    loop {
+        let r = http(&agents, &req);
+        if r.contains("builtin-42") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "builtin route: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The `web` key is scoped to its route: no entry to `tools`.
+    let r = http(&agents, &req.replace(&tools_key, &key));
+    assert!(!r.contains("builtin-42"), "{r}");
 }
 
 /// An independent validator (Python `jsonschema`, draft 2020-12) accepts the

@@ -435,6 +435,10 @@ pub struct Connector {
     pub ping_timeout: Duration,
     /// `http://[user:pass@]host:port` CONNECT proxy; default `$HTTPS_PROXY`.
     pub proxy: Option<String>,
+    /// The gateway's identity-assertion public key (base64, as printed by
+    /// `airlock gateway` and `airlock tunnel identity-key`): `builtin:`
+    /// routes trust assertions signed by it. Required when a route is `builtin:`.
+    pub identity_key: Option<String>,
 }
 
 /// One connector route (`routes: { NAME: {url: ...} | {command: [...]} | {builtin: FILE} }`).

@@ -567,6 +567,7 @@ pub static CONNECTOR: Obj = Obj {
         def("ping_interval", Ty::Duration, "4s", "HTTP/2 PING interval."),
         def("ping_timeout", Ty::Duration, "10s", "A link whose PING goes unanswered this long is dead."),
         opt("proxy", Ty::Url, "`http://[user:pass@]host:port` CONNECT proxy to reach the gateway; default `$HTTPS_PROXY`."),
+        opt("identity_key", Ty::Str, "The gateway's identity-assertion public key (base64, printed by `airlock gateway` and `airlock tunnel identity-key`); `builtin:` routes trust assertions signed by it. Required with a `builtin:` route."),
     ],
 };
 

@@ -310,6 +310,7 @@ connector:
   ping_interval: 1s
   ping_timeout: 2s
   proxy: http://proxy.example.com:3128
+  identity_key: 3q2+7w0AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
 worker:
   api_url: https://gw.example.com
   environment_id: env_1

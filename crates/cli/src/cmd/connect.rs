@@ -92,6 +92,7 @@ fn settings(a: &Args) -> anyhow::Result<airlock_config::Connector> {
             ping_interval: Duration::from_secs(4),
             ping_timeout: Duration::from_secs(10),
             proxy: None,
+            identity_key: None,
         },
     };
     if let Some(g) = &a.gateway {
@@ -152,23 +153,49 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     o.routes.extend(parse_routes(&a.routes)?);
-    if o.routes.is_empty() {
+    let builtins: Vec<(String, PathBuf)> = c
+        .routes
+        .iter()
+        .filter_map(|(n, r)| match r {
+            airlock_config::Route::Builtin { config } => Some((n.clone(), config.clone())),
+            _ => None,
+        })
+        .collect();
+    if o.routes.is_empty() && builtins.is_empty() {
         bail!("no routes: give --route NAME=URL or `connector.routes` in the config");
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
+        // Each `builtin:` route is an `airlock mcp` on a loopback port that
+        // trusts only the gateway's identity assertions for this tunnel and route.
+        let mut servers = Vec::new();
+        for (name, config) in &builtins {
+            let key = c
+                .identity_key
+                .as_deref()
+                .context("a `builtin:` route needs connector.identity_key")?;
+            let (child, url) = super::up::start_builtin(config, None, key, &c.tunnel, name).await?;
+            o.routes.insert(name.clone(), RouteTarget::Http(url));
+            servers.push(child);
+        }
         let mut c = Connector::start(o).context("starting the connector")?;
-        tokio::select! {
-            r = c.wait() => {
-                r.context("the connector stopped")?;
-                Ok(ExitCode::SUCCESS)
-            }
+        let ended = tokio::select! {
+            r = c.wait() => r.context("the connector stopped"),
             _ = super::gateway::shutdown_signal() => {
                 tracing::info!("draining links");
                 c.shutdown().await;
-                Ok(ExitCode::SUCCESS)
+                Ok(())
             }
+        };
+        // A graceful stop for the built-in servers: their session jails end
+        // and their audit logs get a final checkpoint.
+        for mut s in servers {
+            if let Some(pid) = s.id() {
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.wait()).await;
         }
+        ended.map(|_| ExitCode::SUCCESS)
     })
 }
 
@@ -260,11 +287,8 @@ pub(crate) fn options_from_config(
         let t = match r {
             airlock_config::Route::Http { url } => RouteTarget::Http(url.clone()),
             airlock_config::Route::Stdio { command } => RouteTarget::Stdio(command.clone()),
-            airlock_config::Route::Builtin { .. } => {
-                anyhow::bail!(
-                    "connector.routes.{name}: the built-in airlock mcp route is not available yet"
-                )
-            }
+            // Started by `run`, which then routes to its loopback URL.
+            airlock_config::Route::Builtin { .. } => continue,
         };
         o.routes.insert(name.clone(), t);
     }

@@ -110,7 +110,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let gw = Gateway::start(go).await.context("starting the gateway")?;
         let mut mcp = None;
         if builtin {
-            let (child, url) = start_builtin(&config_path, &workdir, &gw.public_key.to_base64()).await?;
+            let (child, url) = start_builtin(
+                &config_path,
+                Some(&workdir),
+                &gw.public_key.to_base64(),
+                TUNNEL,
+                "tools",
+            )
+            .await?;
             routes.insert("tools".into(), airlock_tunnel::connector::RouteTarget::Http(url));
             mcp = Some(child);
         }
@@ -176,30 +183,32 @@ fn prepare_builtin(
     Ok(())
 }
 
-/// Starts `airlock mcp` on a loopback port, trusting the gateway's identity
-/// assertions, and returns it with its URL.
-async fn start_builtin(
+/// Starts `airlock mcp` on a loopback port, trusting only the gateway's
+/// identity assertions for `tunnel`/`route`, and returns it with its URL.
+pub(crate) async fn start_builtin(
     config: &std::path::Path,
-    workdir: &std::path::Path,
+    workdir: Option<&std::path::Path>,
     gateway_key: &str,
+    tunnel: &str,
+    route: &str,
 ) -> anyhow::Result<(tokio::process::Child, String)> {
     use tokio::io::AsyncBufReadExt;
     let exe = std::env::current_exe().context("locate the airlock binary")?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("mcp")
-        .arg("--config")
-        .arg(config)
-        .arg("--workdir")
-        .arg(workdir)
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("mcp").arg("--config").arg(config);
+    if let Some(w) = workdir {
+        cmd.arg("--workdir").arg(w);
+    }
+    let mut child = cmd
         .args([
             "--listen",
             "127.0.0.1:0",
             "--gateway-key",
             gateway_key,
             "--gateway-tunnel",
-            TUNNEL,
+            tunnel,
             "--gateway-route",
-            "tools",
+            route,
         ])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

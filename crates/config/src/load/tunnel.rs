@@ -156,6 +156,14 @@ pub(crate) fn connector(cx: &mut Cx, node: &Node, at: Pos) -> Option<Connector> 
             routes.insert(e.key.clone(), r);
         }
     }
+    let identity_key = m.string(cx, "identity_key");
+    if identity_key.is_none() && routes.values().any(|r| matches!(r, Route::Builtin { .. })) {
+        cx.err(
+            at,
+            "a `builtin:` route needs `connector.identity_key`",
+            "add `identity_key: <base64>`, the key `airlock gateway` prints (or `airlock tunnel identity-key`)",
+        );
+    }
     let (ping_interval, ping_timeout) = pings(cx, &m);
     Some(Connector {
         gateway: gateway?,
@@ -172,6 +180,7 @@ pub(crate) fn connector(cx: &mut Cx, node: &Node, at: Pos) -> Option<Connector> 
         ping_interval,
         ping_timeout,
         proxy: proxy.map(|u| u.to_string()),
+        identity_key,
     })
 }
 
