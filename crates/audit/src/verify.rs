@@ -91,17 +91,18 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> Result<Report, AuditError>
         let bytes =
             std::fs::read(path).map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
         let (lines, tail) = segments::split(&bytes);
-        let mut hashes = hash_all(&lines);
+        let mut prepared = prepare(&lines);
         for (ln, (_, line)) in lines.iter().enumerate() {
-            let at = format!("{name}:{}", ln + 1);
+            // Only formatted when something is wrong.
+            let at = || format!("{name}:{}", ln + 1);
             // Most records need only three fields; parse the whole record
             // only for checkpoints and recovery records.
-            let head: Head = match serde_json::from_slice(line) {
+            let head: Head = match std::mem::replace(&mut prepared[ln].1, Err(String::new())) {
                 Ok(h) => h,
                 Err(e) => {
                     fail(
                         &mut r,
-                        at,
+                        at(),
                         Some(expect_seq),
                         format!("not a valid record ({e}): modified or corrupted"),
                     );
@@ -121,12 +122,12 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> Result<Report, AuditError>
                     Some(s) => format!("found seq {s} where seq {expect_seq} belongs: a record was inserted, duplicated or reordered"),
                     None => "record has no seq: modified".into(),
                 };
-                fail(&mut r, at, Some(expect_seq), msg);
+                fail(&mut r, at(), Some(expect_seq), msg);
                 return Ok(finish(r, since_cp, unsigned));
             }
             if head.prev.as_deref() != Some(prev.as_str()) {
                 let before = expect_seq.saturating_sub(1);
-                fail(&mut r, at, Some(expect_seq), format!("does not chain to the record before it: seq {before} was modified (or this record's link was)"));
+                fail(&mut r, at(), Some(expect_seq), format!("does not chain to the record before it: seq {before} was modified (or this record's link was)"));
                 if let Some(p) = r.problem.as_mut() {
                     p.seq = Some(before);
                 }
@@ -146,14 +147,14 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> Result<Report, AuditError>
             }
             if kind == "checkpoint" {
                 if v["prev_checkpoint"].as_str() != Some(prev_cp.as_str()) {
-                    fail(&mut r, at, seq, "checkpoint does not follow the previous checkpoint: a checkpoint was removed or replaced".into());
+                    fail(&mut r, at(), seq, "checkpoint does not follow the previous checkpoint: a checkpoint was removed or replaced".into());
                     return Ok(finish(r, since_cp, unsigned));
                 }
                 match (v["sig"].as_str(), v["key"].as_str()) {
                     (Some(sig), Some(k)) => {
                         let named = PublicKey::parse_or_read(k).ok();
                         let Some(named) = named else {
-                            fail(&mut r, at, seq, "checkpoint names a malformed key".into());
+                            fail(&mut r, at(), seq, "checkpoint names a malformed key".into());
                             return Ok(finish(r, since_cp, unsigned));
                         };
                         let trusted = pinned.get_or_insert_with(|| named.clone()).clone();
@@ -163,7 +164,7 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> Result<Report, AuditError>
                             && unhex(sig)
                                 .is_some_and(|s| trusted.verify(&canonical::to_vec(&body), &s));
                         if !ok {
-                            fail(&mut r, at, seq, "checkpoint signature is not valid for the trusted key: forged or replaced".into());
+                            fail(&mut r, at(), seq, "checkpoint signature is not valid for the trusted key: forged or replaced".into());
                             return Ok(finish(r, since_cp, unsigned));
                         }
                         r.proven_through = seq;
@@ -175,12 +176,12 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> Result<Report, AuditError>
                     }
                 }
                 r.checkpoints += 1;
-                prev_cp = hashes[ln].clone();
+                prev_cp = prepared[ln].0.clone();
             } else {
                 r.records += 1;
                 since_cp += 1;
             }
-            prev = std::mem::take(&mut hashes[ln]);
+            prev = std::mem::take(&mut prepared[ln].0);
             expect_seq += 1;
         }
         if let Some((off, t)) = tail {
@@ -217,21 +218,32 @@ fn finish(mut r: Report, since_cp: u64, unsigned: bool) -> Report {
     r
 }
 
-/// The hex SHA-256 of every line, computed on all cores (hashing is most of
-/// the cost of verifying; the checks themselves stay sequential).
-fn hash_all(lines: &[segments::Line<'_>]) -> Vec<String> {
+/// Each line's hex SHA-256 and its parsed head, computed on all cores
+/// (hashing and parsing are most of the cost of verifying; the checks
+/// themselves stay sequential).
+fn prepare<'a>(lines: &[segments::Line<'a>]) -> Vec<(String, Result<Head<'a>, String>)> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     let chunk = lines.len().div_ceil(threads).max(1);
-    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut out = Vec::with_capacity(lines.len());
     std::thread::scope(|s| {
         let parts: Vec<_> = lines
             .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(|(_, l)| hex(&sha256(l))).collect::<Vec<_>>()))
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|(_, l)| {
+                            let head =
+                                serde_json::from_slice::<Head<'a>>(l).map_err(|e| e.to_string());
+                            (hex(&sha256(l)), head)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         for p in parts {
-            out.extend(p.join().expect("hashing thread"));
+            out.extend(p.join().expect("verify thread"));
         }
     });
     out
