@@ -397,8 +397,16 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
     for (from, _) in fds {
         unsafe { libc::close(from) };
     }
-    let mut child =
-        spawned.map_err(|e| JailError::Start(format!("{}: {e}", spec.launcher.display())))?;
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            cleanup(&scratch, cgroup);
+            return Err(JailError::Start(format!(
+                "{}: {e}",
+                spec.launcher.display()
+            )));
+        }
+    };
     let mut report = std::fs::File::from(report_r);
     let _ = spec_w.write_all(&spec_json);
     drop(spec_w);
