@@ -145,7 +145,10 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String]) -> Found {
                 if ft.is_file() && e.metadata().is_ok_and(|m| m.mode() & SETID_BITS != 0) {
                     f.setid.insert(p.clone());
                 }
-                if ft.is_dir() && !f.protected.contains(&p) {
+                // Git's object store holds nothing to hide or protect and is
+                // most of a large repository's entries.
+                let git_objects = name == "objects" && dir.file_name().is_some_and(|d| d == ".git");
+                if ft.is_dir() && !f.protected.contains(&p) && !git_objects {
                     stack.push(p);
                 }
             }
