@@ -294,6 +294,37 @@ pub struct HttpRoute {
     pub path: String,
 }
 
+impl HttpRoute {
+    /// Whether a request (`method`, canonical `path`) is this route. The
+    /// policy and the `http.request` tool both decide with this.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.eq_ignore_ascii_case(method) && route_path_matches(&self.path, path)
+    }
+}
+
+/// Whether a canonical `path` matches a route `pattern`: a `{name}` segment
+/// matches exactly one non-empty segment, every other segment must be equal.
+pub fn route_path_matches(pattern: &str, path: &str) -> bool {
+    let mut p = pattern.split('/');
+    let mut s = path.split('/');
+    loop {
+        match (p.next(), s.next()) {
+            (None, None) => return true,
+            (Some(pp), Some(ss)) => {
+                let wildcard = pp.len() > 2 && pp.starts_with('{') && pp.ends_with('}');
+                if wildcard {
+                    if ss.is_empty() {
+                        return false;
+                    }
+                } else if pp != ss {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpAuth {
     pub header: String,

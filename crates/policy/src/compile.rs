@@ -215,10 +215,7 @@ impl Grant {
             let (Some(method), Some(path)) = (method, path) else {
                 return Some("the `method` and `path` arguments are required".into());
             };
-            if !routes
-                .iter()
-                .any(|r| r.method.eq_ignore_ascii_case(method) && route_matches(&r.path, path))
-            {
+            if !routes.iter().any(|r| r.matches(method, path)) {
                 let allowed: Vec<String> = routes
                     .iter()
                     .map(|r| format!("{} {}", r.method, r.path))
@@ -230,28 +227,6 @@ impl Grant {
             }
         }
         None
-    }
-}
-
-/// `{name}` in a pattern matches exactly one non-empty segment.
-pub(crate) fn route_matches(pattern: &str, path: &str) -> bool {
-    let mut p = pattern.split('/');
-    let mut s = path.split('/');
-    loop {
-        match (p.next(), s.next()) {
-            (None, None) => return true,
-            (Some(pp), Some(ss)) => {
-                let wildcard = pp.len() > 2 && pp.starts_with('{') && pp.ends_with('}');
-                if wildcard {
-                    if ss.is_empty() {
-                        return false;
-                    }
-                } else if pp != ss {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
     }
 }
 
@@ -391,7 +366,7 @@ fn check_max(
 
 #[cfg(test)]
 mod tests {
-    use super::route_matches;
+    use airlock_config::route_path_matches as route_matches;
 
     #[test]
     fn route_patterns_match_whole_segments_only() {

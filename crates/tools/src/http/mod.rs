@@ -211,11 +211,7 @@ impl ToolImpl for HttpTool {
         }
         let method = method_raw.to_ascii_uppercase();
         let path = canonical_path(a.str("path", MAX_PATH)?)?;
-        if !limits
-            .routes
-            .iter()
-            .any(|r| r.method.eq_ignore_ascii_case(&method) && route_matches(&r.path, &path))
-        {
+        if !limits.routes.iter().any(|r| r.matches(&method, &path)) {
             return Err(ToolError::denied(format!(
                 "`{method} {}` is not an allowed route; allowed: {}",
                 clip(&path, 120),

@@ -68,29 +68,7 @@ pub fn canonical_path(raw: &str) -> Result<String, ToolError> {
     Ok(out)
 }
 
-/// Whether a canonical `path` matches a route `pattern`, where a `{name}`
-/// segment matches exactly one non-empty segment and every other segment
-/// must be equal.
-pub fn route_matches(pattern: &str, path: &str) -> bool {
-    let mut p = pattern.split('/');
-    let mut s = path.split('/');
-    loop {
-        match (p.next(), s.next()) {
-            (None, None) => return true,
-            (Some(pp), Some(ss)) => {
-                let wildcard = pp.len() > 2 && pp.starts_with('{') && pp.ends_with('}');
-                if wildcard {
-                    if ss.is_empty() {
-                        return false;
-                    }
-                } else if pp != ss {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-    }
-}
+pub use airlock_config::route_path_matches as route_matches;
 
 #[cfg(test)]
 mod tests {
