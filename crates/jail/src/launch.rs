@@ -413,7 +413,15 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
 
     let relay = match &spec.network {
         Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
-            Ok(l) => Some(Relay::start(l, net.proxy_socket.clone())),
+            Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    cleanup(&scratch, cgroup);
+                    return Err(JailError::Start(format!("start the network relay: {e}")));
+                }
+            },
             Err(_) => {
                 // The init failed before listening: its report says why.
                 let _ = child.wait();

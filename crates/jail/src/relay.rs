@@ -59,9 +59,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn start(listeners: Vec<TcpListener>, proxy: PathBuf) -> Relay {
+    /// Starts one accept thread per listener. Fails (instead of panicking)
+    /// when the process is out of descriptors or threads.
+    pub fn start(listeners: Vec<TcpListener>, proxy: PathBuf) -> std::io::Result<Relay> {
         for listener in &listeners {
-            let l = listener.try_clone().expect("dup the relay listener");
+            let l = listener.try_clone()?;
             let proxy = proxy.clone();
             std::thread::Builder::new()
                 .name("airlock-jail-relay".into())
@@ -69,12 +71,14 @@ impl Relay {
                     for conn in l.incoming() {
                         let Ok(tcp) = conn else { break };
                         let proxy = proxy.clone();
-                        std::thread::spawn(move || pipe_through(tcp, &proxy));
+                        // Out of threads: this one connection is dropped.
+                        let _ = std::thread::Builder::new()
+                            .name("airlock-jail-relay-conn".into())
+                            .spawn(move || pipe_through(tcp, &proxy));
                     }
-                })
-                .expect("spawn the relay thread");
+                })?;
         }
-        Relay { listeners }
+        Ok(Relay { listeners })
     }
 
     /// Stops accepting (wakes the accept loop); open connections finish.
