@@ -109,3 +109,61 @@ pub fn scan(
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Where a follower has read up to: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Reads the complete lines appended since `pos` (following rotation into
+/// later segments), calls `f` with each parsed record, and returns the new
+/// position. Only new bytes are read, so `tail -f` costs nothing when idle.
+pub fn follow(
+    dir: &Path,
+    pos: Position,
+    mut f: impl FnMut(&Value),
+) -> Result<Position, AuditError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut pos = pos;
+    for (idx, path) in segments::list(dir)? {
+        if idx < pos.segment {
+            continue;
+        }
+        if idx > pos.segment {
+            pos = Position {
+                segment: idx,
+                offset: 0,
+            };
+        }
+        let mut file = std::fs::File::open(&path)
+            .map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
+        file.seek(SeekFrom::Start(pos.offset))
+            .map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| AuditError::Io(format!("{}: {e}", path.display())))?;
+        // A partly written last line is left for the next call.
+        let (lines, _) = segments::split(&bytes);
+        for (_, l) in lines {
+            if let Ok(v) = serde_json::from_slice::<Value>(l) {
+                f(&v);
+            }
+            pos.offset += (l.len() + 1) as u64;
+        }
+    }
+    Ok(pos)
+}
+
+/// The end of the log: where a follower starts to see only new records.
+pub fn end(dir: &Path) -> Result<Position, AuditError> {
+    let segs = segments::list(dir)?;
+    Ok(match segs.last() {
+        Some((idx, path)) => Position {
+            segment: *idx,
+            offset: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        },
+        None => Position::default(),
+    })
+}

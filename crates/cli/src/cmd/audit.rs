@@ -146,6 +146,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let mut last: std::collections::VecDeque<serde_json::Value> = Default::default();
+            let mut pos = query::end(&dir)?;
             let mut max_seq = 0;
             query::scan(&dir, &Filter::default(), |v, _| {
                 max_seq = v["seq"].as_u64().unwrap_or(max_seq);
@@ -165,19 +166,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             out.flush()?;
             drop(out);
             if follow {
+                // Only bytes appended after `pos` are read on each poll; the
+                // sequence number skips what the first read already printed.
+                let filter = Filter::default();
                 loop {
                     std::thread::sleep(std::time::Duration::from_millis(250));
                     let mut out = std::io::stdout().lock();
-                    let mut newest = max_seq;
-                    query::scan(&dir, &Filter::default(), |v, _| {
+                    pos = query::follow(&dir, pos, |v| {
                         let s = v["seq"].as_u64().unwrap_or(0);
-                        if s > max_seq {
-                            newest = newest.max(s);
+                        if s > max_seq && filter.matches(v) {
+                            max_seq = s;
                             let _ = print_record(&mut out, v, format);
                         }
-                        true
                     })?;
-                    max_seq = newest;
                     out.flush()?;
                 }
             }
