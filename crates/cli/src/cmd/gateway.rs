@@ -52,12 +52,16 @@ pub struct Args {
 }
 
 /// The file's `gateway:` section, or the defaults, with the flags applied.
-fn settings(a: &Args) -> anyhow::Result<airlock_config::Gateway> {
-    let mut g = match &a.config {
-        Some(path) => super::config::load(path)?
+fn settings(
+    a: &Args,
+    file: Option<&airlock_config::Config>,
+) -> anyhow::Result<airlock_config::Gateway> {
+    let mut g = match (&a.config, file) {
+        (Some(path), Some(c)) => c
             .gateway
+            .clone()
             .with_context(|| format!("{} has no `gateway:` section", path.display()))?,
-        None => airlock_config::Gateway {
+        _ => airlock_config::Gateway {
             listen: "0.0.0.0:8443".into(),
             tunnel_listen: "0.0.0.0:7443".into(),
             state: String::new(),
@@ -95,17 +99,16 @@ fn settings(a: &Args) -> anyhow::Result<airlock_config::Gateway> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let mut o = options_from_config(&settings(&a)?)?;
+    // The file is read once: for the gateway section and the audit log.
+    let file = a.config.as_deref().map(super::config::load).transpose()?;
+    let mut o = options_from_config(&settings(&a, file.as_ref())?)?;
     let mut audit = None;
-    if let Some(path) = &a.config {
-        let c = super::config::load(path)?;
-        if c.audit.is_some() {
-            let h = crate::audit_sinks::open(&c)?;
-            o.events = Some(std::sync::Arc::new(crate::audit_sinks::TunnelSink(
-                h.clone(),
-            )));
-            audit = Some(h);
-        }
+    if let Some(c) = file.as_ref().filter(|c| c.audit.is_some()) {
+        let h = crate::audit_sinks::open(c)?;
+        o.events = Some(std::sync::Arc::new(crate::audit_sinks::TunnelSink(
+            h.clone(),
+        )));
+        audit = Some(h);
     }
     if let Some(k) = a.admin_key {
         o.admin_key = Some(k);
