@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::config::load;
 use airlock_config::{Approval, Config, Secret};
 use airlock_mcp::agent::{AgentOptions, AgentTools};
 use airlock_mcp::{Catalogs, HttpOptions, HttpServer, Shared, SharedOptions, TracingAudit};
@@ -73,10 +74,6 @@ pub fn approvals_path(flag: Option<&Path>) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib/airlock"));
     dir.join("approvals.db")
-}
-
-fn load(path: &Path) -> anyhow::Result<Config> {
-    airlock_config::load_file(path).map_err(|d| anyhow!("{}:\n{d}", path.display()))
 }
 
 /// The tool kinds this binary can serve: the declared kinds, and the
