@@ -33,7 +33,15 @@ impl std::fmt::Debug for PublicKey {
 }
 
 pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    // Table lookup: this runs once per record on append and on verify,
+    // where a `format!` per byte was a visible share of the cost.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 0xf)] as char);
+    }
+    s
 }
 
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -183,4 +191,20 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hex, unhex};
+
+    #[test]
+    fn hex_is_lowercase_and_round_trips() {
+        let all: Vec<u8> = (0..=255).collect();
+        let h = hex(&all);
+        assert_eq!(&h[..8], "00010203");
+        assert_eq!(&h[h.len() - 4..], "feff");
+        assert_eq!(unhex(&h).as_deref(), Some(&all[..]));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
+    }
 }
