@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::{summarize, CallRecord};
 use crate::handler::Who;
 use crate::state::Shared;
-use crate::tools::{ArgError, CallCtx};
+use crate::tools::{ArgError, CallCtx, Progress};
 
 /// The `_meta` key a client puts its stated intent under.
 pub const INTENT_META_KEY: &str = "airlock/intent";
@@ -29,6 +29,7 @@ pub(crate) async fn run(
     req: CallToolRequestParams,
     ctx_intent: Option<String>,
     cancel: CancellationToken,
+    progress: Option<Progress>,
 ) -> CallToolResult {
     let started = Instant::now();
     let snap = shared.snapshot();
@@ -172,7 +173,11 @@ pub(crate) async fn run(
         agent: who.agent,
         session: who.session,
         cancel: cancel.clone(),
+        progress,
     };
+    // A tool that watches `ctx.cancel` itself stops its work there; this
+    // arm ends the call for those that do not (dropping their future), so
+    // a tool must be safe to drop mid-call.
     let result = tokio::select! {
         r = entry.served.call(&ctx, canonical) => r,
         _ = cancel.cancelled() => Err("cancelled by the client".to_string()),

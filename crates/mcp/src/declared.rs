@@ -65,11 +65,21 @@ impl Served for ForAgent {
             session: ctx.session.clone(),
             cancel: ctx.cancel.clone(),
         };
-        let out = self
-            .imp
-            .call(&cc, args, &self.limits)
-            .await
-            .map_err(|e| e.to_string())?;
+        // These tools are one round trip each (a query, a request, a git
+        // read): progress is "started" and "done", which tells a waiting
+        // client the call passed the policy and when the remote side answered.
+        let started = std::time::Instant::now();
+        if let Some(p) = &ctx.progress {
+            p.report(0.0, Some(1.0), "running").await;
+        }
+        let out = self.imp.call(&cc, args, &self.limits).await;
+        if let Some(p) = &ctx.progress {
+            let ms = started.elapsed().as_millis();
+            let what = if out.is_ok() { "done" } else { "failed" };
+            p.report(1.0, Some(1.0), format!("{what} after {ms} ms"))
+                .await;
+        }
+        let out = out.map_err(|e| e.to_string())?;
         Ok(Output {
             text: out.text,
             structured: out.structured,

@@ -160,10 +160,22 @@ impl ServerHandler for Handler {
             .get(crate::call::INTENT_META_KEY)
             .and_then(|v| v.as_str())
             .map(str::to_string);
-        Ok(
-            crate::call::run(&self.shared, who, request, intent, context.ct.clone())
-                .await
-                .into(),
+        // The token is usually in the context's meta; a transport that left
+        // it in the params still counts.
+        let token = context
+            .meta
+            .get_progress_token()
+            .or_else(|| request.meta.as_ref().and_then(|m| m.get_progress_token()));
+        let progress = token.map(|t| crate::tools::Progress::new(context.peer.clone(), t));
+        Ok(crate::call::run(
+            &self.shared,
+            who,
+            request,
+            intent,
+            context.ct.clone(),
+            progress,
         )
+        .await
+        .into())
     }
 }

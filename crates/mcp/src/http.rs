@@ -266,7 +266,10 @@ impl HttpServer {
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(opts.allowed_hosts.clone())
             .with_max_request_body_bytes(opts.max_body)
-            // Plain JSON for simple replies (SSE only when a tool streams progress).
+            // Stateless 2026-07-28 replies are plain JSON unless the tool
+            // sends progress first, which turns the reply into an SSE stream
+            // (progress events flushed as sent, then the result). Requests in
+            // a 2025-11-25 session always get an SSE stream.
             .with_json_response(true)
             .with_cancellation_token(mcp_ct);
         let factory_shared = shared.clone();

@@ -23,4 +23,4 @@ pub use handler::Caller;
 pub use http::{GatewayIdentity, HttpOptions, HttpServer};
 pub use state::{BuildError, Shared, SharedOptions, Snapshot};
 pub use stdio::serve_stdio;
-pub use tools::{ArgError, CallCtx, Catalog, Catalogs, Declared, Output, Served};
+pub use tools::{ArgError, CallCtx, Catalog, Catalogs, Declared, Output, Progress, Served};

@@ -3,9 +3,12 @@
 //! applied. The declared kinds (git, postgres, http) come from
 //! `airlock-tools`; the agent toolset plugs in through the same traits.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use airlock_config::{Constraint, Tool};
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::service::Peer;
+use rmcp::RoleServer;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +21,63 @@ pub struct CallCtx {
     pub session: Option<String>,
     /// Cancelled when the client cancels or goes away.
     pub cancel: CancellationToken,
+    /// Where `notifications/progress` go; `None` when the request carried
+    /// no `_meta.progressToken` (then nothing is sent).
+    pub progress: Option<Progress>,
+}
+
+/// The progress channel of one `tools/call`: the client's token and the
+/// connection (stdio, session stream or the request's own SSE response)
+/// the notifications travel on.
+#[derive(Clone)]
+pub struct Progress {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+    /// The last value sent: the spec wants `progress` to increase with every
+    /// notification, so a report that would not is dropped.
+    last: Arc<Mutex<Option<f64>>>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl Progress {
+    pub(crate) fn new(peer: Peer<RoleServer>, token: ProgressToken) -> Progress {
+        Progress {
+            peer,
+            token,
+            last: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Sends one `notifications/progress`. Best effort: a client that went
+    /// away is noticed through cancellation, not here, so a failed send is
+    /// only logged.
+    pub async fn report(&self, progress: f64, total: Option<f64>, message: impl Into<String>) {
+        if !progress.is_finite() {
+            return;
+        }
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|l| progress <= l) {
+                return;
+            }
+            *last = Some(progress);
+        }
+        let mut p =
+            ProgressNotificationParam::new(self.token.clone(), progress).with_message(message);
+        if let Some(t) = total.filter(|t| t.is_finite()) {
+            p = p.with_total(t);
+        }
+        if let Err(e) = self.peer.notify_progress(p).await {
+            tracing::debug!(target: "airlock::mcp", error = %e, "progress notification not delivered");
+        }
+    }
 }
 
 /// What a call produced. `is_error` results are tool errors the model sees.

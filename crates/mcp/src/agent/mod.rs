@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use airlock_config::{Constraint, Sandbox, Tool, ToolKind};
 use airlock_jail::JailSpec;
 
-use crate::tools::{Catalog, Declared, Served};
+use crate::tools::{Catalog, Declared, Progress, Served};
 use shell::{Ran, Shell, ShellError};
 
 /// Where and how session jails run.
@@ -257,16 +257,25 @@ impl Sessions {
     }
 
     /// Runs `script` in the session's shell, starting one if needed.
-    /// Returns whether a new shell was started for this call.
+    /// Returns whether a new shell was started for this call. With
+    /// `progress`, the command's output so far is reported as it arrives.
     pub(crate) async fn exec(
         &self,
         ctx: &crate::tools::CallCtx,
         script: String,
         timeout: Duration,
         cap: usize,
+        progress: Option<&Progress>,
     ) -> Result<(Ran, bool), String> {
         let sj = self.session(&ctx.agent, ctx.session.as_deref())?;
         let mut guard = sj.shell.clone().lock_owned().await;
+        // A shell killed after its last command returned (its call was
+        // dropped as it finished) cannot be reused.
+        if guard.as_ref().is_some_and(Shell::killed) {
+            if let Some(sh) = guard.take() {
+                tokio::task::spawn_blocking(move || drop(sh));
+            }
+        }
         let mut started = false;
         if guard.is_none() {
             let spec = self.spec();
@@ -278,40 +287,165 @@ impl Sessions {
             started = true;
         }
         let killer = guard.as_ref().map(Shell::killer).ok_or("no shell")?;
+        // If this future is dropped mid-command (the caller gave up on it),
+        // the command must not run on unobserved holding the session.
+        let mut kill_on_drop = KillOnDrop(Some(killer.clone()));
         let k2 = killer.clone();
+        let (seen_tx, mut seen_rx) = tokio::sync::watch::channel(Seen::default());
+        let watching = progress.is_some();
         let mut task = tokio::task::spawn_blocking(move || {
-            let r = guard.as_mut().map(|sh| sh.run(&script, cap, &k2));
+            let mut on_output = |total: usize, chunk: &[u8]| {
+                if watching {
+                    seen_tx.send_modify(|s| s.update(total, chunk));
+                }
+            };
+            let r = guard
+                .as_mut()
+                .map(|sh| sh.run(&script, cap, &k2, &mut on_output));
+            // Killed or broken: drop (kill and reap) it here, off the runtime.
+            if k2.fired() || !matches!(r, Some(Ok(_))) {
+                guard.take();
+            }
             (guard, r)
         });
+        let begun = Instant::now();
+        let mut last_sent = begun;
+        let mut pending = false;
+        let mut seen_open = watching;
         let mut why: Option<ShellError> = None;
-        let joined = tokio::select! {
-            j = &mut task => j,
-            _ = tokio::time::sleep(timeout) => {
-                why = Some(ShellError::Timeout(timeout));
-                killer.kill();
-                (&mut task).await
-            }
-            _ = ctx.cancel.cancelled() => {
-                why = Some(ShellError::Cancelled);
-                killer.kill();
-                (&mut task).await
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let joined = loop {
+            tokio::select! {
+                j = &mut task => break j,
+                _ = &mut deadline => {
+                    why = Some(ShellError::Timeout(timeout));
+                    killer.kill();
+                    break (&mut task).await;
+                }
+                _ = ctx.cancel.cancelled() => {
+                    why = Some(ShellError::Cancelled);
+                    killer.kill();
+                    break (&mut task).await;
+                }
+                r = seen_rx.changed(), if seen_open => {
+                    if r.is_err() {
+                        seen_open = false;
+                    } else {
+                        pending = true;
+                    }
+                }
+                // Output is reported at most every PROGRESS_GAP, and a
+                // silent command still gets a heartbeat (clients reset their
+                // request timeouts on progress).
+                _ = tokio::time::sleep_until((last_sent + PROGRESS_GAP).into()), if watching && pending => {
+                    pending = false;
+                    last_sent = Instant::now();
+                    if let Some(p) = progress {
+                        let s = seen_rx.borrow_and_update().clone();
+                        p.report(secs(begun), None, s.message(begun)).await;
+                    }
+                }
+                _ = tokio::time::sleep_until((last_sent + HEARTBEAT).into()), if watching && !pending => {
+                    last_sent = Instant::now();
+                    if let Some(p) = progress {
+                        let s = seen_rx.borrow().clone();
+                        p.report(secs(begun), None, s.message(begun)).await;
+                    }
+                }
             }
         };
-        let (mut guard, result) = joined.map_err(|e| format!("shell task: {e}"))?;
+        kill_on_drop.0 = None;
+        let (_guard, result) = joined.map_err(|e| format!("shell task: {e}"))?;
         match (why, result) {
-            (None, Some(Ok(ran))) => Ok((ran, started)),
-            (why, result) => {
-                // The shell is gone or unusable: kill and reap it off the runtime.
-                if let Some(sh) = guard.take() {
-                    tokio::task::spawn_blocking(move || drop(sh));
+            (None, Some(Ok(ran))) => {
+                if let Some(p) = progress {
+                    let t = secs(begun);
+                    let msg = format!(
+                        "exit status {}, {} bytes of output, {t:.1}s",
+                        ran.status,
+                        seen_rx.borrow().bytes.max(ran.output.len())
+                    );
+                    // Done: progress equals total.
+                    p.report(t, Some(t), msg).await;
                 }
+                Ok((ran, started))
+            }
+            (why, result) => {
                 let err = match (why, result) {
                     (Some(w), _) => w,
                     (None, Some(Err(e))) => e,
                     _ => ShellError::Exited,
                 };
+                if let (Some(p), ShellError::Timeout(_)) = (progress, &err) {
+                    p.report(secs(begun), None, format!("killed: {err}")).await;
+                }
                 Err(err.to_string())
             }
+        }
+    }
+}
+
+/// Least time between two output-driven progress notifications.
+const PROGRESS_GAP: Duration = Duration::from_millis(100);
+/// A command that prints nothing still reports this often.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Longest last-line excerpt in a progress message.
+const MAX_LINE: usize = 120;
+
+/// Seconds since `t`, to the millisecond: the `progress` value of a
+/// command (it grows with every notification, as the spec wants; there is
+/// no total until the command ends).
+fn secs(t: Instant) -> f64 {
+    (t.elapsed().as_millis() as f64) / 1000.0
+}
+
+/// What a running command has printed so far, as far as progress tells.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    bytes: usize,
+    /// The last non-empty line (printable characters only, cut).
+    line: String,
+}
+
+impl Seen {
+    fn update(&mut self, total: usize, chunk: &[u8]) {
+        self.bytes = total;
+        let last = chunk
+            .split(|&b| b == b'\n' || b == b'\r')
+            .rev()
+            .find(|l| l.iter().any(|b| !b.is_ascii_whitespace()));
+        if let Some(l) = last {
+            // Terminal escapes and other controls stay out of the message.
+            let text: String = String::from_utf8_lossy(l)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_LINE)
+                .collect();
+            self.line = text.trim().to_string();
+        }
+    }
+
+    fn message(&self, begun: Instant) -> String {
+        let t = secs(begun);
+        if self.line.is_empty() {
+            format!("running {t:.1}s, {} bytes of output", self.bytes)
+        } else {
+            format!(
+                "running {t:.1}s, {} bytes of output; last line: {}",
+                self.bytes, self.line
+            )
+        }
+    }
+}
+
+/// Fires a killer when dropped armed.
+struct KillOnDrop(Option<shell::Killer>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(k) = self.0.take() {
+            k.kill();
         }
     }
 }

@@ -192,7 +192,15 @@ impl AgentTool {
         timeout: Duration,
         cap: usize,
     ) -> Result<(super::shell::Ran, bool), String> {
-        self.sessions.exec(ctx, script, timeout, cap).await
+        // File tools are short and their raw output is encoded: only bash
+        // reports progress.
+        let progress = match self.op {
+            Op::Bash { .. } => ctx.progress.as_ref(),
+            _ => None,
+        };
+        self.sessions
+            .exec(ctx, script, timeout, cap, progress)
+            .await
     }
 
     fn workdir(&self) -> String {

@@ -45,6 +45,9 @@ pub struct Shell {
     stdout: ChildStdout,
     pid: i32,
     marker: String,
+    /// Set once any [`Killer`] of this shell fired: the shell is dead or
+    /// dying and must not be reused.
+    fired: Arc<AtomicBool>,
 }
 
 /// Kills a shell from another thread (timeouts, cancellation).
@@ -68,7 +71,7 @@ impl Killer {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         });
     }
-    fn fired(&self) -> bool {
+    pub fn fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
     }
 }
@@ -153,20 +156,34 @@ impl Shell {
             stdout,
             pid,
             marker: format!("__AIRLOCK_{}_", random_hex()),
+            fired: Arc::new(AtomicBool::new(false)),
         })
     }
 
     pub fn killer(&self) -> Killer {
         Killer {
             pid: self.pid,
-            fired: Arc::new(AtomicBool::new(false)),
+            fired: self.fired.clone(),
         }
+    }
+
+    /// Whether a killer fired on this shell (it cannot run commands any more).
+    pub fn killed(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
     }
 
     /// Runs `script` in the shell (stdin from /dev/null, stderr into
     /// stdout), keeping at most `cap` bytes of output. `killer` (from
     /// [`Shell::killer`]) is what a timeout or cancellation fires.
-    pub fn run(&mut self, script: &str, cap: usize, killer: &Killer) -> Result<Ran, ShellError> {
+    /// `on_output` sees each chunk as it is read, with the bytes read so far
+    /// (for progress; the end marker's bytes are never shown to it).
+    pub fn run(
+        &mut self,
+        script: &str,
+        cap: usize,
+        killer: &Killer,
+        on_output: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<Ran, ShellError> {
         let line = format!(
             "{{ eval \"$(builtin printf %s {} | base64 -d)\"; }} </dev/null 2>&1; builtin printf '\\n{}%d\\n' \"$?\"\n",
             b64(script.as_bytes()),
@@ -192,6 +209,7 @@ impl Shell {
         // Bytes after `cap` are dropped, except a tail long enough to find the marker in.
         let mut tail: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = 0usize;
         loop {
             let n = match self.stdout.read(&mut buf) {
                 Ok(0) | Err(_) => {
@@ -221,6 +239,10 @@ impl Shell {
                 }
                 continue;
             }
+            // No marker yet, so this chunk is the command's output (a
+            // marker split across reads is only a few bytes off the count).
+            seen += n;
+            on_output(seen, &buf[..n]);
             // Move everything but a marker-sized tail into the kept output.
             let hold = needle.len() + 24;
             if tail.len() > hold {

@@ -117,6 +117,15 @@ impl Served for Echo {
         if text == "sleep" {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
+        // Three steps 300 ms apart, reported as they happen.
+        if text == "steps" {
+            for i in 1..=3u32 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if let Some(p) = &ctx.progress {
+                    p.report(f64::from(i), Some(3.0), format!("step {i}")).await;
+                }
+            }
+        }
         Ok(Output {
             text: format!("{}: {text}", ctx.agent),
             structured: None,
