@@ -7,6 +7,10 @@
 //! request p50/p99 on a reused agent connection and on a new connection per
 //! request, memory per idle link and per idle stream, and recovery time
 //! after a gateway restart. Peers (rathole, bore): `benches/peers.sh`.
+//!
+//! `AIRLOCK_BENCH_ONLY=latency,mcp,new,bulk,memory,links,restart,peers`
+//! (any subset) runs only those parts, e.g. under `perf record`.
+//! `AIRLOCK_BENCH_N` scales the request counts (default 1).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,7 +23,7 @@ use airlock_tunnel::gateway::{Gateway, GatewayOptions};
 use airlock_tunnel::state::State;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty, StreamBody};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
@@ -37,7 +41,10 @@ async fn upstream() -> SocketAddr {
             let _ = tcp.set_nodelay(true);
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                    Ok::<_, Infallible>(serve(req))
+                    let (parts, body) = req.into_parts();
+                    // Read the whole request body, as an MCP server does.
+                    let _ = body.collect().await;
+                    Ok::<_, Infallible>(serve(Request::from_parts(parts, ())))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), svc)
@@ -48,7 +55,7 @@ async fn upstream() -> SocketAddr {
     addr
 }
 
-fn serve(req: Request<Incoming>) -> Response<B> {
+fn serve(req: Request<()>) -> Response<B> {
     let path = req.uri().path();
     if let Some(n) = path.strip_prefix("/mcp/bulk/") {
         let total: usize = n.parse().unwrap_or(0);
@@ -72,6 +79,34 @@ fn serve(req: Request<Incoming>) -> Response<B> {
         .unwrap()
 }
 
+/// On-CPU time of every thread of this process so far (scheduler
+/// statistics, nanosecond resolution): what a request costs in CPU,
+/// independent of how busy the machine is.
+fn cpu_ns() -> u64 {
+    let Ok(d) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    d.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn want(part: &str) -> bool {
+    match std::env::var("AIRLOCK_BENCH_ONLY") {
+        Ok(v) if !v.trim().is_empty() => v.split(',').any(|p| p.trim() == part),
+        _ => true,
+    }
+}
+
+fn scale(n: usize) -> usize {
+    let k: f64 = std::env::var("AIRLOCK_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    ((n as f64 * k) as usize).max(10)
+}
+
 fn rss_kib() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = s
@@ -83,7 +118,7 @@ fn rss_kib() -> u64 {
 }
 
 struct Client {
-    s: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    s: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
 
 async fn client(addr: SocketAddr) -> Client {
@@ -96,18 +131,37 @@ async fn client(addr: SocketAddr) -> Client {
     Client { s }
 }
 
+/// A small MCP call as an agent sends it: a JSON-RPC `tools/call` POST.
+const MCP_CALL: &[u8] = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
+
 impl Client {
     async fn get(&mut self, path: &str, key: Option<&str>) -> (u16, usize) {
-        let mut b = Request::get(path).header("host", "bench");
+        self.send(path, key, None).await
+    }
+
+    async fn send(
+        &mut self,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&'static [u8]>,
+    ) -> (u16, usize) {
+        let mut b = Request::builder().uri(path).header("host", "bench");
         if let Some(k) = key {
             b = b.header("authorization", format!("Bearer {k}"));
         }
+        let body = match body {
+            Some(json) => {
+                b = b
+                    .method("POST")
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", "2025-06-18");
+                Full::new(Bytes::from_static(json))
+            }
+            None => Full::new(Bytes::new()),
+        };
         self.s.ready().await.unwrap();
-        let r = self
-            .s
-            .send_request(b.body(Empty::new()).unwrap())
-            .await
-            .unwrap();
+        let r = self.s.send_request(b.body(body).unwrap()).await.unwrap();
         let st = r.status().as_u16();
         let mut body = r.into_body();
         let mut n = 0;
@@ -125,28 +179,42 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p) as usize]
 }
 
+struct Lat {
+    p50: Duration,
+    p99: Duration,
+    /// CPU time of the whole process per request (client and servers).
+    cpu: Duration,
+}
+
 async fn latency(
     addr: SocketAddr,
     path: &str,
     key: Option<&str>,
     n: usize,
     fresh: bool,
-) -> (Duration, Duration) {
+    body: Option<&'static [u8]>,
+) -> Lat {
     let mut c = client(addr).await;
     for _ in 0..200 {
-        c.get(path, key).await;
+        c.send(path, key, body).await;
     }
     let mut v = Vec::with_capacity(n);
+    let cpu0 = cpu_ns();
     for _ in 0..n {
         let t = Instant::now();
         if fresh {
             c = client(addr).await;
         }
-        let (st, _) = c.get(path, key).await;
+        let (st, _) = c.send(path, key, body).await;
         assert_eq!(st, 200);
         v.push(t.elapsed());
     }
-    (pct(&mut v, 0.5), pct(&mut v, 0.99))
+    let cpu = Duration::from_nanos((cpu_ns() - cpu0) / n as u64);
+    Lat {
+        p50: pct(&mut v, 0.5),
+        p99: pct(&mut v, 0.99),
+        cpu,
+    }
 }
 
 async fn bulk(addr: SocketAddr, prefix: &str, key: Option<&str>, bytes: usize) -> f64 {
@@ -161,8 +229,27 @@ fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // Two workers, as on the project's 2-core machine;
+    // AIRLOCK_BENCH_THREADS=1 runs everything on one thread instead.
+    let threads: usize = std::env::var("AIRLOCK_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    rt.unwrap().block_on(bench());
+}
+
+async fn bench() {
     if let Ok(d) = std::env::var("AIRLOCK_BENCH_CHILD") {
         return child(std::path::PathBuf::from(d)).await;
     }
@@ -213,29 +300,109 @@ async fn main() {
     println!(
         "airlock tunnel benchmark (loopback, 2 links, TLS 1.3 ring, agent side plain HTTP/1.1)"
     );
-    let n = 5000;
-    let (dp50, dp99) = latency(up, "/mcp/small", None, n, false).await;
-    let (tp50, tp99) = latency(g, "/t/bench/r/small", k, n, false).await;
-    println!("small request, reused agent connection ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {}", us(dp50), us(dp99), us(tp50), us(tp99));
-    let n = 2000;
-    let (dp50, dp99) = latency(up, "/mcp/small", None, n, true).await;
-    let (tp50, tp99) = latency(g, "/t/bench/r/small", k, n, true).await;
-    println!(
-        "small request, new agent connection ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {}",
-        us(dp50),
-        us(dp99),
-        us(tp50),
-        us(tp99)
-    );
+    let line = |what: &str, n: usize, d: &Lat, t: &Lat| {
+        println!(
+            "{what} ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: direct {} airlock {}",
+            us(d.p50),
+            us(d.p99),
+            us(t.p50),
+            us(t.p99),
+            us(t.p50.saturating_sub(d.p50)),
+            us(d.cpu),
+            us(t.cpu)
+        )
+    };
+    let mut reused = None;
+    if want("latency") {
+        let n = scale(5000);
+        let d = latency(up, "/mcp/small", None, n, false, None).await;
+        let t = latency(g, "/t/bench/r/small", k, n, false, None).await;
+        line("small GET, reused agent connection", n, &d, &t);
+        reused = Some((d, t));
+    }
+    if want("mcp") {
+        let n = scale(5000);
+        let d = latency(up, "/mcp", None, n, false, Some(MCP_CALL)).await;
+        let t = latency(g, "/t/bench/r", k, n, false, Some(MCP_CALL)).await;
+        line(
+            "small MCP call (POST tools/call), reused agent connection",
+            n,
+            &d,
+            &t,
+        );
+    }
+    if want("new") {
+        let n = scale(2000);
+        let d = latency(up, "/mcp/small", None, n, true, None).await;
+        let t = latency(g, "/t/bench/r/small", k, n, true, None).await;
+        line("small GET, new agent connection each time", n, &d, &t);
+        // What opening a new agent connection (and so a new stream on the
+        // link) adds through the tunnel beyond what it adds directly.
+        if let Some((rd, rt)) = &reused {
+            let direct = d.p50.saturating_sub(rd.p50);
+            let tunnel = t.p50.saturating_sub(rt.p50);
+            println!(
+                "new-connection overhead (p50 new - p50 reused): direct {} | airlock {} | airlock extra {}",
+                us(direct),
+                us(tunnel),
+                us(tunnel.saturating_sub(direct))
+            );
+        }
+    }
 
-    let bytes = 2usize << 30;
-    let d = bulk(up, "/mcp", None, bytes).await;
-    let t = bulk(g, "/t/bench/r", k, bytes).await;
-    println!(
-        "bulk 2 GiB, one stream: direct {d:.2} Gbit/s | airlock {t:.2} Gbit/s (encrypted link)"
-    );
+    if want("bulk") {
+        let bytes = 2usize << 30;
+        let d = bulk(up, "/mcp", None, bytes).await;
+        let t = bulk(g, "/t/bench/r", k, bytes).await;
+        println!(
+            "bulk 2 GiB, one stream: direct {d:.2} Gbit/s | airlock {t:.2} Gbit/s (encrypted link)"
+        );
+    }
 
-    // Idle streams: SSE responses that never end.
+    if want("memory") {
+        idle_streams(g, &key).await;
+        let iso = isolated_stream_cost(&dir, up, &gw_ca, &server, &tun_ca, &client_cert).await;
+        println!(
+            "memory per idle stream, gateway + connector only (separate process): {iso:.1} KiB"
+        );
+    }
+
+    if want("links") {
+        let before = rss_kib();
+        let extra = 100;
+        let mut many = Connector::start(mk(&gw, extra, "idle")).unwrap();
+        many.wait_links(extra as usize).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let per_link = (rss_kib().saturating_sub(before)) as f64 / extra as f64;
+        println!("memory per idle link (both ends): {per_link:.1} KiB");
+        many.shutdown().await;
+    }
+
+    if want("restart") {
+        let tunnel_addr = gw.tunnel_addr;
+        let agent_addr = gw.agent_addr;
+        gw.shutdown().await;
+        while conn.links_up() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let t = Instant::now();
+        go.tunnel_listen = tunnel_addr.to_string();
+        go.agent_listen = agent_addr.to_string();
+        let _gw2 = Gateway::start(go).await.unwrap();
+        conn.wait_links(2).await;
+        println!(
+            "recovery after a clean gateway restart: {} ms to 2 links",
+            t.elapsed().as_millis()
+        );
+    }
+    if want("peers") {
+        peers(up, &dir).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Idle streams: SSE responses that never end, all in this process.
+async fn idle_streams(g: SocketAddr, key: &str) {
     let before = rss_kib();
     let tcp = TcpStream::connect(g).await.unwrap();
     let (s, c2) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
@@ -262,36 +429,6 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let per_stream = (rss_kib().saturating_sub(before)) as f64 / streams as f64;
     println!("memory per idle stream (gateway + connector + agent/upstream sides, in one process): {per_stream:.1} KiB");
-    drop(bodies);
-    let iso = isolated_stream_cost(&dir, up, &gw_ca, &server, &tun_ca, &client_cert).await;
-    println!("memory per idle stream, gateway + connector only (separate process): {iso:.1} KiB");
-
-    let before = rss_kib();
-    let extra = 100;
-    let mut many = Connector::start(mk(&gw, extra, "idle")).unwrap();
-    many.wait_links(extra as usize).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let per_link = (rss_kib().saturating_sub(before)) as f64 / extra as f64;
-    println!("memory per idle link (both ends): {per_link:.1} KiB");
-    many.shutdown().await;
-
-    let tunnel_addr = gw.tunnel_addr;
-    let agent_addr = gw.agent_addr;
-    gw.shutdown().await;
-    while conn.links_up() > 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let t = Instant::now();
-    go.tunnel_listen = tunnel_addr.to_string();
-    go.agent_listen = agent_addr.to_string();
-    let _gw2 = Gateway::start(go).await.unwrap();
-    conn.wait_links(2).await;
-    println!(
-        "recovery after a clean gateway restart: {} ms to 2 links",
-        t.elapsed().as_millis()
-    );
-    peers(up, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn on_path(bin: &str) -> Option<std::path::PathBuf> {
@@ -344,15 +481,19 @@ async fn measure_peer(name: &str, addr: SocketAddr) {
         println!("{name}: did not come up; skipped");
         return;
     }
-    let (p50, p99) = latency(addr, "/mcp/small", None, 5000, false).await;
-    let (n50, n99) = latency(addr, "/mcp/small", None, 2000, true).await;
+    let r = latency(addr, "/mcp/small", None, scale(5000), false, None).await;
+    let m = latency(addr, "/mcp", None, scale(5000), false, Some(MCP_CALL)).await;
+    let f = latency(addr, "/mcp/small", None, scale(2000), true, None).await;
     let g = bulk(addr, "/mcp", None, 2usize << 30).await;
     println!(
-        "{name}: reused p50 {} p99 {} | new connection p50 {} p99 {} | bulk {g:.2} Gbit/s",
-        us(p50),
-        us(p99),
-        us(n50),
-        us(n99)
+        "{name}: reused p50 {} p99 {} (CPU {}) | MCP call p50 {} p99 {} | new connection p50 {} p99 {} | bulk {g:.2} Gbit/s",
+        us(r.p50),
+        us(r.p99),
+        us(r.cpu),
+        us(m.p50),
+        us(m.p99),
+        us(f.p50),
+        us(f.p99)
     );
 }
 
