@@ -71,14 +71,17 @@ fn calls() -> Value {
         {"name": "echo", "args": {"text": "hello"}, "meta": {"airlock/intent": "greet"}},
         {"name": "secret_tool", "args": {"text": "x"}},
         {"name": "echo", "args": {"text": 42}},
-        {"name": "deploy", "args": {"text": "prod"}}
+        {"name": "deploy", "args": {"text": "prod"}},
+        {"name": "echo", "args": {"text": "steps"}, "progress": true}
     ])
 }
 
 fn check(out: &Value, label: &str) {
     assert_eq!(out["tools"], json!(["echo", "deploy"]), "{label}: {out}");
     let c = &out["calls"];
-    assert_eq!(c[0], json!([false, "ci: hello"]), "{label}: {out}");
+    assert_eq!(c[0][0], json!(false), "{label}: {out}");
+    assert_eq!(c[0][1], json!("ci: hello"), "{label}: {out}");
+    assert_eq!(c[0][2], json!([]), "no progress asked, none sent: {out}");
     assert_eq!(c[1][0], json!(true), "{label}: {out}");
     assert!(
         c[1][1]
@@ -97,6 +100,32 @@ fn check(out: &Value, label: &str) {
         c[3][1].as_str().unwrap().starts_with("needs approval"),
         "{label}: {out}"
     );
+    // The SDK's progress callback saw the tool's three steps, in order,
+    // spread over its run (300 ms apart on the server), before the result.
+    assert_eq!(c[4][1], json!("ci: steps"), "{label}: {out}");
+    let p = c[4][2].as_array().unwrap();
+    let got: Vec<(f64, f64, String)> = p
+        .iter()
+        .map(|e| {
+            (
+                e[1].as_f64().unwrap(),
+                e[2].as_f64().unwrap(),
+                e[3].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1.0, 3.0, "step 1".to_string()),
+            (2.0, 3.0, "step 2".to_string()),
+            (3.0, 3.0, "step 3".to_string())
+        ],
+        "{label}: {out}"
+    );
+    let at = |i: usize| p[i][0].as_f64().unwrap();
+    assert!(at(2) - at(0) >= 400.0, "{label}: bunched: {out}");
+    assert!(at(2) <= c[4][3].as_f64().unwrap(), "{label}: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,11 +151,11 @@ async fn python_sdk_over_http_at_both_protocol_generations() {
     }
     // The intent reached the audit record, with the session for the legacy run.
     let recs = t.audit.0.lock().unwrap().clone();
-    assert_eq!(recs.len(), 12);
+    assert_eq!(recs.len(), 15);
     assert_eq!(recs[0].intent.as_deref(), Some("greet"));
     assert!(recs[0].session.is_some(), "legacy run has a session");
-    assert_eq!(recs[4].intent.as_deref(), Some("greet"));
-    assert!(recs[4].session.is_none(), "2026-07-28 is stateless");
+    assert_eq!(recs[5].intent.as_deref(), Some("greet"));
+    assert!(recs[5].session.is_none(), "2026-07-28 is stateless");
 
     // Without a key the SDK gets nothing.
     let args: Vec<String> = ["-c", "import sys,runpy; sys.argv=['client.py','http',sys.argv[1],'','legacy']; runpy.run_path('client.py', run_name='__main__')", &t.url]

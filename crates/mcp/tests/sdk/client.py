@@ -1,7 +1,11 @@
 # The official MCP Python SDK against airlock mcp. Prints one JSON line:
-# protocol version, tools listed, and each call's (isError, text).
+# protocol version, tools listed, and each call's [isError, text, progress,
+# result_ms]: a call with "progress": true in the input asks for progress
+# (the SDK sends a progressToken) and lists what arrived as
+# [ms, progress, total, message], ms since the call was sent; result_ms is
+# when the result came.
 # usage: client.py http URL KEY MODE | client.py stdio MODE CMD [ARGS...]
-import asyncio, json, sys
+import asyncio, json, sys, time
 
 import httpx2
 from mcp import Client, StdioServerParameters
@@ -27,9 +31,17 @@ async def main():
         out["calls"] = []
         for call in calls:
             meta = call.get("meta")
-            r = await c.call_tool(call["name"], call["args"], meta=meta)
+            seen = []
+            sent = time.monotonic()
+
+            async def on_progress(progress, total, message, seen=seen, sent=sent):
+                seen.append([round((time.monotonic() - sent) * 1000), progress, total, message])
+
+            cb = on_progress if call.get("progress") else None
+            r = await c.call_tool(call["name"], call["args"], meta=meta, progress_callback=cb)
+            done = round((time.monotonic() - sent) * 1000)
             text = r.content[0].text if r.content else ""
-            out["calls"].append([bool(r.is_error), text])
+            out["calls"].append([bool(r.is_error), text, seen, done])
     print(json.dumps(out))
 
 
