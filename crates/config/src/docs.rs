@@ -34,6 +34,7 @@ fn nested(out: &mut String, t: &Ty, seen: &mut Vec<&'static str>) {
         Ty::Obj(o) => section(out, o, seen),
         Ty::List(i) | Ty::Map(i) => nested(out, i, seen),
         Ty::Tool => tools(out, seen),
+        Ty::Schema => section(out, &spec::BODY_SCHEMA, seen),
         Ty::Route => {
             let _ = writeln!(
                 out,

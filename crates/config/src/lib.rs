@@ -1,5 +1,6 @@
 //! `airlock.yaml`: the model every part of airlock reads, and its strict loader.
 
+pub mod body;
 pub mod docs;
 pub mod load;
 pub mod model;
@@ -8,6 +9,7 @@ pub mod secret;
 pub mod spec;
 pub mod values;
 
+pub use body::{BodyError, BodySchema, JsonType};
 pub use load::{
     load_bytes, load_file, load_file_with, load_str, load_str_with, Diagnostic, Diagnostics,
     LoadOptions,

@@ -7,6 +7,7 @@
 //! session's workdir.
 
 mod agents;
+mod body;
 mod decode;
 mod diag;
 mod read;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::body::BodySchema;
 use crate::secret::Secret;
 use crate::values::{ByteSize, HostPattern, IpNet};
 
@@ -286,13 +287,27 @@ pub struct HttpRequest {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct HttpRoute {
     /// Upper-case HTTP method.
     pub method: String,
     /// Path pattern; `{name}` matches one segment.
     pub path: String,
+    /// The JSON body this route takes. `None`: the route takes no body at
+    /// all (fail closed); `body: {}` in the file accepts any JSON value.
+    pub body: Option<BodySchema>,
 }
+
+/// A route is named by `METHOD /path` (unique within a tool, which the
+/// loader checks); its body schema is an attribute of that route. So two
+/// values are the same route when method and path agree: a constraint's
+/// `"POST /deploy"` names the tool's `POST /deploy` route, body and all.
+impl PartialEq for HttpRoute {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method && self.path == other.path
+    }
+}
+impl Eq for HttpRoute {}
 
 impl HttpRoute {
     /// Whether a request (`method`, canonical `path`) is this route. The

@@ -115,6 +115,10 @@ fn ty(t: &Ty) -> Value {
         Ty::AgentKey => {
             json!({ "type": "string", "pattern": "^sha256:[0-9a-fA-F]{64}$|\\$\\{(env|file):[^}]+\\}" })
         }
+        // The loader checks the keywords; editors get the shape only.
+        Ty::Schema => json!({ "type": "object" }),
+        Ty::Json => json!({}),
+        Ty::Number => json!({ "type": "number" }),
         Ty::RouteRef => {
             json!({ "type": "string", "pattern": "^(GET|HEAD|POST|PUT|PATCH|DELETE) /" })
         }

@@ -60,6 +60,12 @@ pub enum Ty {
     AgentKey,
     /// `METHOD /path`, naming one of an `http.request` tool's routes.
     RouteRef,
+    /// A JSON body schema: a mapping of [`BODY_SCHEMA`] keywords.
+    Schema,
+    /// Any YAML value, read as JSON (`enum` and `const` values).
+    Json,
+    /// A number, whole or with a fraction.
+    Number,
 }
 
 /// A mapping with fixed keys.
@@ -400,6 +406,41 @@ pub static HTTP_ROUTE: Obj = Obj {
             Ty::Str,
             "Path starting with `/`; `{name}` matches one segment.",
         ),
+        opt(
+            "body",
+            Ty::Schema,
+            "The JSON body this route takes, as a schema (below); checked before anything is sent. Absent: the route takes no body. `{}` accepts any JSON value. Not allowed on `GET` and `HEAD`.",
+        ),
+    ],
+};
+
+const COUNT: Ty = Ty::Int {
+    min: 0,
+    max: u32::MAX as u64,
+};
+
+/// The JSON Schema keywords a route's `body:` may use (draft 2020-12
+/// meanings). Anything else is an error: a keyword airlock does not apply
+/// must not look as if it did.
+pub static BODY_SCHEMA: Obj = Obj {
+    path: "tools.NAME.routes[].body",
+    doc: "A JSON Schema subset for a route's body. Keywords that only apply to one type (`properties`, `items`, `maxLength`, `minimum`, …) need `type:` set to that type. Objects are closed: properties not under `properties` are refused unless `additionalProperties: true`. Arrays must say what their `items` are (`items: {}` for any). Bodies nesting deeper than 32 levels are refused whatever the schema.",
+    fields: &[
+        opt("type", Ty::Enum(crate::body::JsonType::NAMES), "The value's JSON type; `integer` is a number without a fraction. Absent: any type (only with `description`, `enum` or `const`)."),
+        opt("description", Ty::Str, "Shown to the agent in the tool's schema."),
+        def("properties", Ty::Map(&Ty::Schema), "{}", "`object`: the declared properties and their schemas."),
+        def("required", Ty::List(&Ty::Str), "[]", "`object`: properties that must be present."),
+        def("additionalProperties", Ty::Bool, "false", "`object`: accept properties not declared (with any value)."),
+        opt("items", Ty::Schema, "`array`: **required** with `type: array`; the schema of every item."),
+        opt("minItems", COUNT, "`array`: fewest items."),
+        opt("maxItems", COUNT, "`array`: most items."),
+        opt("minLength", COUNT, "`string`: fewest characters (Unicode code points)."),
+        opt("maxLength", COUNT, "`string`: most characters (Unicode code points)."),
+        opt("pattern", Ty::Str, "`string`: a regular expression the value must contain a match of (anchor with `^…$`); Rust `regex` syntax, no look-around or back-references."),
+        opt("minimum", Ty::Number, "`integer`, `number`: smallest value (inclusive)."),
+        opt("maximum", Ty::Number, "`integer`, `number`: largest value (inclusive)."),
+        opt("enum", Ty::List(&Ty::Json), "The value must equal one of these, exactly (no case folding or Unicode normalisation); each must be of `type`."),
+        opt("const", Ty::Json, "The value must equal this exactly."),
     ],
 };
 
@@ -642,6 +683,9 @@ impl Ty {
             Ty::Obj(_) | Ty::Tool | Ty::Route => "a mapping".into(),
             Ty::AgentKey => "a secret reference or `sha256:<hex>`".into(),
             Ty::RouteRef => "`METHOD /path`".into(),
+            Ty::Schema => "a body schema (mapping)".into(),
+            Ty::Json => "any value".into(),
+            Ty::Number => "a number".into(),
         }
     }
 
@@ -653,6 +697,7 @@ impl Ty {
             Ty::Obj(_) | Ty::Tool | Ty::Route => "mappings".into(),
             Ty::AgentKey => "keys".into(),
             Ty::RouteRef => "`METHOD /path` strings".into(),
+            Ty::Schema => "body schemas".into(),
             Ty::Int { .. } => "numbers".into(),
             other => format!("values ({})", other.describe()),
         }

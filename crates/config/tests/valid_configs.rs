@@ -257,7 +257,7 @@ tools:
   api:
     kind: http.request
     base_url: https://api.example.com
-    routes: [{ method: DELETE, path: /x }]
+    routes: [{ method: DELETE, path: /x, body: { type: object } }]
     auth: { header: X-Key, value: "${env:K}" }
     max_response_size: 1KiB
     timeout: 1s

@@ -155,6 +155,7 @@ fn a_constraint_that_widens_or_names_unknown_tools_is_refused() {
             routes: Some(vec![HttpRoute {
                 method: "DELETE".into(),
                 path: "/deploy".into(),
+                body: None,
             }]),
             ..Default::default()
         },

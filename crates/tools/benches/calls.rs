@@ -147,6 +147,7 @@ async fn main() {
         routes: vec![HttpRoute {
             method: "GET".into(),
             path: "/items/{id}".into(),
+            body: None,
         }],
         auth: None,
         max_response_size: ByteSize::kib(64),

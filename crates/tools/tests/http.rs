@@ -141,6 +141,7 @@ fn route(m: &str, p: &str) -> HttpRoute {
     HttpRoute {
         method: m.into(),
         path: p.into(),
+        body: None,
     }
 }
 

@@ -83,6 +83,7 @@ fn tool(port: u16) -> Tool {
             routes: vec![HttpRoute {
                 method: "GET".into(),
                 path: "/status".into(),
+                body: None,
             }],
             auth: None,
             max_response_size: ByteSize::kib(64),

@@ -146,10 +146,12 @@ fn tools() -> Vec<Case> {
             HttpRoute {
                 method: "GET".into(),
                 path: "/items/{id}".into(),
+                body: None,
             },
             HttpRoute {
                 method: "POST".into(),
                 path: "/deploy".into(),
+                body: None,
             },
         ],
         auth: None,

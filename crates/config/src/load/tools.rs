@@ -372,9 +372,24 @@ fn route(cx: &mut Cx, node: &Node) -> Option<HttpRoute> {
     if let (Some(p), Some(n)) = (&path, m.node("path", |_| true)) {
         check_route_path(cx, p, n.pos)?;
     }
+    let body = match m.entry("body", |t| matches!(t, spec::Ty::Schema)) {
+        Some(e) => {
+            if let Some(meth @ ("GET" | "HEAD")) = method {
+                cx.err(
+                    e.key_pos,
+                    format!("a `{meth}` route cannot take a body"),
+                    "remove `body:`, or use a POST, PUT, PATCH or DELETE route",
+                );
+                return None;
+            }
+            Some(super::body::schema(cx, &e.value)?)
+        }
+        None => None,
+    };
     Some(HttpRoute {
         method: method?.to_string(),
         path: path?,
+        body,
     })
 }
 

@@ -27,10 +27,12 @@ pub fn config() -> Config {
                     HttpRoute {
                         method: "GET".into(),
                         path: "/status/{id}".into(),
+                        body: None,
                     },
                     HttpRoute {
                         method: "POST".into(),
                         path: "/deploy".into(),
+                        body: None,
                     },
                 ],
                 auth: None,
@@ -65,6 +67,7 @@ pub fn config() -> Config {
                     routes: Some(vec![HttpRoute {
                         method: "GET".into(),
                         path: "/status/{id}".into(),
+                        body: None,
                     }]),
                     ..Default::default()
                 }
