@@ -157,7 +157,11 @@ async fn setup(max_response: u64, timeout: Duration) -> Setup {
             base_url: format!("http://127.0.0.1:{}/v1", srv.port).parse().unwrap(),
             routes: vec![
                 route("GET", "/items/{id}"),
-                route("POST", "/deploy"),
+                HttpRoute {
+                    // Any JSON body (http_body.rs tests the schemas).
+                    body: Some(Default::default()),
+                    ..route("POST", "/deploy")
+                },
                 route("GET", "/big"),
                 route("GET", "/redirect"),
                 route("GET", "/slow"),

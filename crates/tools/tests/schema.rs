@@ -151,7 +151,7 @@ fn tools() -> Vec<Case> {
             HttpRoute {
                 method: "POST".into(),
                 path: "/deploy".into(),
-                body: None,
+                body: Some(Default::default()),
             },
         ],
         auth: None,

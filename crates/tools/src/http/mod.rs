@@ -9,8 +9,9 @@ mod redact;
 
 use std::time::Duration;
 
+use airlock_config::body::{nesting_depth, MAX_BODY_DEPTH};
 use airlock_config::secret::resolve_ref;
-use airlock_config::{HttpRequest, Secret};
+use airlock_config::{HttpRequest, HttpRoute, Secret};
 use futures_util::StreamExt;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde_json::{json, Map, Value};
@@ -130,6 +131,61 @@ fn allowed_list(limits: &Limits) -> String {
         .join(", ")
 }
 
+/// The `body` property of the input schema: absent when no route takes a
+/// body (so a client sees that none may be sent); the route's own schema
+/// when exactly one route takes one; otherwise `anyOf` the routes' schemas,
+/// each titled with its route (the tool checks the body against the schema
+/// of the route the call names, which the description says).
+fn body_schema(limits: &Limits) -> Option<Value> {
+    let with: Vec<&HttpRoute> = limits.routes.iter().filter(|r| r.body.is_some()).collect();
+    let without: Vec<String> = limits
+        .routes
+        .iter()
+        .filter(|r| r.body.is_none())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let schema_of = |r: &HttpRoute| r.body.as_ref().map(|b| b.to_json()).unwrap_or_default();
+    let mut note = String::from(
+        "JSON request body, checked against the route's schema before anything is sent",
+    );
+    if !without.is_empty() {
+        note.push_str(&format!(
+            "; these routes take no body: {}",
+            without.join(", ")
+        ));
+    }
+    match with.as_slice() {
+        [] => None,
+        [r] => {
+            let mut s = schema_of(r);
+            let own = s
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let mut d = format!("{note}. Required for {} {}", r.method, r.path);
+            if let Some(own) = own {
+                d = format!("{own}. {d}");
+            }
+            s["description"] = d.into();
+            Some(s)
+        }
+        many => {
+            let variants: Vec<Value> = many
+                .iter()
+                .map(|r| {
+                    let mut s = schema_of(r);
+                    s["title"] = format!("{} {}", r.method, r.path).into();
+                    s
+                })
+                .collect();
+            Some(json!({
+                "description": format!("{note}. Required for the routes that declare one; each variant's title names its route"),
+                "anyOf": variants,
+            }))
+        }
+    }
+}
+
 /// Query values: strings, numbers and booleans, all sent as text.
 fn canonical_query(v: &Value) -> Result<Map<String, Value>, ToolError> {
     let Value::Object(m) = v else {
@@ -182,7 +238,7 @@ impl ToolImpl for HttpTool {
             .iter()
             .map(|r| format!("{} {}", r.method, r.path))
             .collect();
-        json!({
+        let mut schema = json!({
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
             "properties": {
@@ -192,11 +248,14 @@ impl ToolImpl for HttpTool {
                 "query": {"type": "object", "maxProperties": MAX_QUERY_PARAMS,
                           "additionalProperties": {"type": ["string", "number", "boolean"]},
                           "description": "Query parameters"},
-                "body": {"description": "JSON request body (not for GET or HEAD)"},
             },
             "required": ["method", "path"],
             "additionalProperties": false,
-        })
+        });
+        if let Some(b) = body_schema(limits) {
+            schema["properties"]["body"] = b;
+        }
+        schema
     }
 
     fn canonicalize(&self, args: &Value, limits: &Limits) -> Result<Value, ToolError> {
@@ -220,25 +279,61 @@ impl ToolImpl for HttpTool {
         }
         let mut out = Map::new();
         out.insert("method".into(), method.clone().into());
-        out.insert("path".into(), path.into());
+        out.insert("path".into(), path.clone().into());
         if let Some(q) = a.get("query") {
             out.insert("query".into(), Value::Object(canonical_query(q)?));
         }
-        if let Some(body) = a.get("body") {
-            if matches!(method.as_str(), "GET" | "HEAD") {
-                return Err(ToolError::invalid(format!(
-                    "`{method}` requests take no `body`"
-                )));
+        // Every route this request matches (overlapping patterns may give
+        // more than one): the body must satisfy each of them.
+        let matched: Vec<&HttpRoute> = limits
+            .routes
+            .iter()
+            .filter(|r| r.matches(&method, &path))
+            .collect();
+        match a.get("body") {
+            Some(body) => {
+                if let Some(r) = matched.iter().find(|r| r.body.is_none()) {
+                    return Err(ToolError::invalid(format!(
+                        "`{} {}` takes no `body`; send the request without one",
+                        r.method, r.path
+                    )));
+                }
+                // Depth first and without recursion: everything after this
+                // (size, validation, the audit copy) walks the value.
+                if nesting_depth(body, MAX_BODY_DEPTH) > MAX_BODY_DEPTH {
+                    return Err(ToolError::invalid(format!(
+                        "`body` nests deeper than {MAX_BODY_DEPTH} levels of arrays and objects"
+                    )));
+                }
+                let size = serde_json::to_vec(body)
+                    .map(|v| v.len())
+                    .unwrap_or(usize::MAX);
+                if size > MAX_BODY {
+                    return Err(ToolError::invalid(format!(
+                        "`body` is {size} bytes; the most accepted is {MAX_BODY}"
+                    )));
+                }
+                for r in &matched {
+                    if let Some(Err(errors)) = r.body.as_ref().map(|s| s.validate(body)) {
+                        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                        return Err(ToolError::invalid(format!(
+                            "`body` does not match the schema of `{} {}`: {}",
+                            r.method,
+                            r.path,
+                            list.join("; ")
+                        )));
+                    }
+                }
+                out.insert("body".into(), body.clone());
             }
-            let size = serde_json::to_vec(body)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
-            if size > MAX_BODY {
-                return Err(ToolError::invalid(format!(
-                    "`body` is {size} bytes; the most accepted is {MAX_BODY}"
-                )));
+            None => {
+                if let Some(r) = matched.iter().find(|r| r.body.is_some()) {
+                    return Err(ToolError::invalid(format!(
+                        "`{} {}` needs a JSON `body`; see the `body` schema of this tool",
+                        r.method, r.path
+                    )));
+                }
             }
-            out.insert("body".into(), body.clone());
         }
         Ok(Value::Object(out))
     }
