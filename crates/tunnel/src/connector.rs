@@ -10,7 +10,6 @@ use std::time::Duration;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use ipnet::IpNet;
@@ -23,6 +22,10 @@ use tokio_rustls::TlsConnector;
 use crate::link::{self, Hello, Welcome};
 use crate::paths::{split_names, valid_path};
 use crate::{is_hop_header, Body, Error};
+
+/// Backstop on a request body forwarded to an HTTP route (the gateway's
+/// own limit, `max_body`, is 4 MiB by default).
+const MAX_REQUEST_BODY: usize = 16 << 20;
 
 /// Where a route goes.
 #[derive(Debug, Clone)]
@@ -203,7 +206,7 @@ struct Shared {
     opts: ConnectorOptions,
     /// Current TLS client and token (replaced when `reload` files change).
     creds: Mutex<(TlsConnector, String)>,
-    pool: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Body>>>>,
+    pool: Arc<crate::upstream::Pool>,
     connected: watch::Sender<usize>,
     stdio: HashMap<String, Arc<crate::stdio::StdioRoute>>,
 }
@@ -243,7 +246,7 @@ impl Connector {
         let shared = Arc::new(Shared {
             creds: Mutex::new((TlsConnector::from(cfg), opts.token.clone())),
             opts,
-            pool: Mutex::new(HashMap::new()),
+            pool: Arc::default(),
             connected,
             stdio,
         });
@@ -466,7 +469,10 @@ async fn link_once(
     let sh = shared.clone();
     let svc = service_fn(move |req| {
         let sh = sh.clone();
-        async move { Ok::<_, Infallible>(forward(&sh, req).await) }
+        // Boxed: hyper keeps each stream's task sized for its service
+        // future; boxing frees the forwarding state once the response head
+        // is out, so an open (SSE) stream holds only its body.
+        Box::pin(async move { Ok::<_, Infallible>(forward(&sh, req).await) })
     });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -607,48 +613,48 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body>
         (true, true) => "/".to_string(),
         _ => format!("{}/{sub}", t.base_path),
     };
-    let Ok(uri) = format!("{up_path}{query}").parse::<Uri>() else {
+    if format!("{up_path}{query}").parse::<Uri>().is_err() {
         return plain(StatusCode::BAD_REQUEST, "path refused\n");
+    }
+    let (mut parts, body) = req.into_parts();
+    // The gateway already holds the whole (bounded) body; collecting it here
+    // lets head and body go to the upstream in one write.
+    let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
     };
-    let (parts, body) = req.into_parts();
-    let mut out = Request::new(body.map_err(|e| Box::new(e) as crate::BoxError).boxed());
-    *out.method_mut() = parts.method;
-    *out.uri_mut() = uri;
-    for (n, v) in parts.headers.iter() {
-        if !is_hop_header(n) && n != "airlock-key" {
-            out.headers_mut().append(n.clone(), v.clone());
-        }
+    let drop: Vec<_> = parts
+        .headers
+        .keys()
+        .filter(|n| is_hop_header(n) || *n == "airlock-key")
+        .cloned()
+        .collect();
+    for n in drop {
+        parts.headers.remove(n);
     }
-    if let Ok(h) = HeaderValue::from_str(&t.authority) {
-        out.headers_mut().insert(http::header::HOST, h);
-    }
-    let mut sender = match upstream(shared, &addrs).await {
-        Ok(s) => s,
-        Err(_) => {
+    let out = crate::upstream::Outgoing {
+        method: &parts.method,
+        target: &format!("{up_path}{query}"),
+        authority: &t.authority,
+        headers: &parts.headers,
+        body,
+    };
+    let resp = match crate::upstream::send(&shared.pool, &addrs, out).await {
+        Ok(r) => r,
+        Err(crate::upstream::UpstreamError::Connect(_)) => {
             return plain(
                 StatusCode::BAD_GATEWAY,
                 "route upstream refused the connection\n",
             )
         }
-    };
-    let resp = match sender.send_request(out).await {
-        Ok(r) => r,
-        Err(_) => return plain(StatusCode::BAD_GATEWAY, "route upstream failed\n"),
-    };
-    // Back to the pool once the response body is done (ready() resolves
-    // then, or fails if the upstream closed the connection).
-    let addr = addrs[0];
-    let sh = shared.clone();
-    tokio::spawn(async move {
-        if sender.ready().await.is_ok() {
-            if let Ok(mut p) = sh.pool.lock() {
-                let v = p.entry(addr).or_default();
-                if v.len() < 64 {
-                    v.push(sender);
-                }
-            }
+        Err(e) => {
+            tracing::debug!(target: "airlock::tunnel", route = names[0], %e, "route upstream failed");
+            return plain(StatusCode::BAD_GATEWAY, "route upstream failed\n");
         }
-    });
+    };
     let (mut p, b) = resp.into_parts();
     let drop: Vec<_> = p
         .headers
@@ -659,30 +665,7 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body>
     for k in drop {
         p.headers.remove(k);
     }
-    Response::from_parts(p, b.map_err(|e| Box::new(e) as crate::BoxError).boxed())
-}
-
-async fn upstream(
-    shared: &Shared,
-    addrs: &[SocketAddr],
-) -> Result<http1::SendRequest<Body>, Error> {
-    let addr = addrs[0];
-    if let Ok(mut p) = shared.pool.lock() {
-        if let Some(v) = p.get_mut(&addr) {
-            while let Some(s) = v.pop() {
-                if s.is_ready() {
-                    return Ok(s);
-                }
-            }
-        }
-    }
-    let tcp = TcpStream::connect(addrs).await?;
-    let _ = tcp.set_nodelay(true);
-    let (s, conn) = http1::handshake(TokioIo::new(tcp)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(s)
+    Response::from_parts(p, b.boxed())
 }
 
 #[cfg(test)]

@@ -534,7 +534,10 @@ async fn serve_agent_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 ) {
     let svc = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+        // Boxed: hyper sizes each stream's task for its service future;
+        // boxing frees the routing state once the response head is out, so
+        // an open (SSE) stream holds only its relay.
+        Box::pin(async move { Ok::<_, Infallible>(handle(shared, req).await) })
     });
     let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     // Long-lived SSE streams count against this; hyper's default is 200.

@@ -21,6 +21,7 @@ pub mod paths;
 pub mod state;
 mod stdio;
 pub mod tls;
+mod upstream;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
