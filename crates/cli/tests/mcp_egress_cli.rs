@@ -95,10 +95,16 @@ tools:\n  bash: {{ kind: agent.bash }}\nagents:\n  a:\n    keys: [\"${{env:EGRES
     let _ = mcp.kill();
     let _ = mcp.wait();
     assert!(out.contains("GET /inside"), "{out}");
+    // The upstream got the credential; its echo of it reaches the jail
+    // masked (same length) by the proxy.
+    let masked = "*".repeat("sentinel-egress-secret".len());
     assert!(
-        out.to_lowercase()
-            .contains("x-api-key: sentinel-egress-secret"),
+        out.to_lowercase().contains(&format!("x-api-key: {masked}")),
         "the upstream did not get the credential: {out}"
+    );
+    assert!(
+        !out.to_lowercase().contains("x-api-key: sentinel"),
+        "the echoed credential reached the jail: {out}"
     );
     assert!(out.contains("other=403"), "{out}");
     assert!(

@@ -321,7 +321,10 @@ where
     }
 }
 
-async fn fill<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<usize, HttpError> {
+pub(crate) async fn fill<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<usize, HttpError> {
     let mut chunk = [0u8; 16384];
     let n = r.read(&mut chunk).await?;
     buf.extend_from_slice(&chunk[..n]);
@@ -329,7 +332,7 @@ async fn fill<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<usiz
 }
 
 /// One CRLF-terminated line (without the CRLF); bare LF or CR is refused.
-async fn read_line<R: AsyncRead + Unpin>(
+pub(crate) async fn read_line<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
 ) -> Result<Vec<u8>, HttpError> {

@@ -10,6 +10,7 @@ pub mod ca;
 pub mod canon;
 pub mod classify;
 pub mod http1;
+mod echo;
 mod intercept;
 pub mod record;
 pub mod resolve;
