@@ -9,8 +9,8 @@
 pub mod ca;
 pub mod canon;
 pub mod classify;
-pub mod http1;
 mod echo;
+pub mod http1;
 mod intercept;
 pub mod record;
 pub mod resolve;
