@@ -54,7 +54,7 @@ fn secrets(c: &Config) -> Vec<(String, &airlock_config::Secret)> {
         }
     }
     if let Some(g) = &c.gateway {
-        if let Some(k) = &g.admin_key {
+        if let Some(AgentKey::Secret(k)) = &g.admin_key {
             v.push(("gateway-admin-key".into(), k));
         }
     }
@@ -124,6 +124,51 @@ impl airlock_tunnel::events::EventSink for TunnelSink {
                     ev = ev.tunnel(t.clone());
                 }
                 ev
+            }
+            T::Rebound { tunnel, .. } => {
+                let mut ev = Event::new(Kind::Auth)
+                    .decision(false, "gateway.origin", Some("dns_rebinding".into()))
+                    .status("denied");
+                if let Some(t) = tunnel {
+                    ev = ev.tunnel(t.clone());
+                }
+                ev
+            }
+            T::Admin {
+                action,
+                target,
+                ok,
+                status,
+                error,
+                ..
+            } => {
+                if action == "unauthorized" {
+                    Event::new(Kind::Auth)
+                        .decision(false, "gateway.admin_key", Some("bad_admin_key".into()))
+                        .status("denied")
+                } else {
+                    // The admin key is one shared credential: the holder is
+                    // "admin"; `detail.remote` says from where.
+                    let mut ev = Event::new(Kind::System)
+                        .who(airlock_audit::Who {
+                            user: Some("admin".into()),
+                            ..Default::default()
+                        })
+                        .tool(format!("admin.{action}"))
+                        .decision(true, "gateway.admin_key", None)
+                        .status(if *ok {
+                            "ok".to_string()
+                        } else {
+                            status.to_string()
+                        });
+                    if let Some(t) = target.as_ref().filter(|_| action.starts_with("tunnel.")) {
+                        ev = ev.tunnel(t.clone());
+                    }
+                    if let Some(e) = error {
+                        ev = ev.result(e.clone());
+                    }
+                    ev
+                }
             }
             T::Routed {
                 agent,

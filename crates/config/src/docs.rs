@@ -41,6 +41,8 @@ fn nested(out: &mut String, t: &Ty, seen: &mut Vec<&'static str>) {
                 "### `connector.routes.NAME`\n\nA route sets exactly one of these keys.\n"
             );
             table(out, spec::ROUTE_FORMS.iter());
+            let _ = writeln!(out, "It may also set:\n");
+            table(out, spec::ROUTE_OPTIONS.iter());
         }
         _ => {}
     }

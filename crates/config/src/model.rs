@@ -443,8 +443,12 @@ pub struct Gateway {
     /// Serve agents HTTPS (default true). False only on localhost or behind
     /// a TLS-terminating load balancer.
     pub agent_tls: bool,
-    /// Bearer key for `/metrics` (and the admin API when it exists).
-    pub admin_key: Option<Secret>,
+    /// Bearer key for the admin API and `/metrics`: a secret reference or
+    /// the key's SHA-256 (the same two forms as agent keys).
+    pub admin_key: Option<AgentKey>,
+    /// Admin API address; `None`: no admin API. Loopback: plain HTTP;
+    /// anything else: HTTPS with `tls_cert`.
+    pub admin_listen: Option<String>,
     /// HTTP/2 PING interval on links. Default 4s (with the 10s timeout: a dead path is found within 14s).
     pub ping_interval: Duration,
     /// A link whose PING goes unanswered this long is dead. Default 10s.
@@ -494,8 +498,13 @@ pub enum Route {
     Http { url: String },
     /// `command: [prog, args...]` — a stdio MCP server the connector spawns.
     Stdio { command: Vec<String> },
-    /// `builtin: FILE` — the built-in `airlock mcp` with that config file.
-    Builtin { config: PathBuf },
+    /// `builtin: FILE` — the built-in `airlock mcp` with that config file,
+    /// working in `workdir` (checked to be a directory at load), else in
+    /// the connector's working directory.
+    Builtin {
+        config: PathBuf,
+        workdir: Option<PathBuf>,
+    },
 }
 
 /// `worker:` — the self-hosted environment worker.

@@ -102,9 +102,16 @@ fn ty(t: &Ty) -> Value {
                 .map(|f| {
                     let mut v = ty(&f.ty);
                     v["description"] = json!(f.doc);
+                    let mut props = Map::new();
+                    props.insert(f.name.into(), v);
+                    for o in spec::ROUTE_OPTIONS {
+                        let mut v = ty(&o.ty);
+                        v["description"] = json!(o.doc);
+                        props.insert(o.name.into(), v);
+                    }
                     json!({
                         "type": "object",
-                        "properties": { f.name: v },
+                        "properties": props,
                         "required": [f.name],
                         "additionalProperties": false,
                     })

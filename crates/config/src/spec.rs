@@ -583,7 +583,8 @@ pub static GATEWAY: Obj = Obj {
         req("tls_cert", Ty::Path, "Gateway certificate chain (PEM), used by links and, unless `agent_tls` is false, the agent listener."),
         req("tls_key", Ty::Path, "Key of `tls_cert` (PEM)."),
         def("agent_tls", Ty::Bool, "true", "Serve agents HTTPS. False only on localhost or behind a TLS-terminating load balancer."),
-        opt("admin_key", Ty::Secret, "Bearer key for `/metrics`, as a secret reference."),
+        opt("admin_key", Ty::AgentKey, "Bearer key for the admin API and `/metrics`: a secret reference (`${env:ADMIN_KEY}`) or `sha256:<64 hex>` of the key. Required with `admin_listen`."),
+        opt("admin_listen", Ty::Addr, "Address of the admin API (tunnels and agent keys over HTTP, see docs/tunnel.md). Not set: no admin API. Plain HTTP on a loopback address (write `127.0.0.1:8444`), HTTPS with `tls_cert` on any other."),
         def("ping_interval", Ty::Duration, "4s", "HTTP/2 PING interval on links."),
         def("ping_timeout", Ty::Duration, "10s", "A link whose PING goes unanswered this long is dead."),
         def("assertion_ttl", Ty::Duration, "60s", "Lifetime of identity assertions; at most 300s."),
@@ -630,6 +631,13 @@ pub static ROUTE_FORMS: &[Field] = &[
         "The built-in `airlock mcp` with this config file.",
     ),
 ];
+
+/// Keys a route may set beside its form.
+pub static ROUTE_OPTIONS: &[Field] = &[opt(
+    "workdir",
+    Ty::Path,
+    "`builtin:` routes only: the directory the built-in `airlock mcp` works in (its agent tools' workspace); must exist. Default: the connector's working directory.",
+)];
 
 pub static WORKER: Obj = Obj {
     path: "worker",

@@ -38,7 +38,7 @@ fn the_example_passes_and_uses_every_section() {
     assert!(c.gateway.is_some() && c.connector.is_some() && c.worker.is_some());
     let conn = c.connector.unwrap();
     assert!(
-        matches!(&conn.routes["tools"], Route::Builtin { config } if config == &PathBuf::from("/etc/airlock/airlock.yaml"))
+        matches!(&conn.routes["tools"], Route::Builtin { config, .. } if config == &PathBuf::from("/etc/airlock/airlock.yaml"))
     );
     assert!(matches!(&conn.routes["files"], Route::Stdio { command } if command[0] == "npx"));
 }
@@ -289,6 +289,7 @@ gateway:
   tls_key: /k.pem
   agent_tls: false
   admin_key: "${env:ADMIN}"
+  admin_listen: 127.0.0.1:8444
   ping_interval: 1s
   ping_timeout: 2s
   assertion_ttl: 30s
@@ -306,7 +307,7 @@ connector:
   routes:
     h: { url: "http://127.0.0.1:1/mcp" }
     s: { command: [srv, --stdio] }
-    b: { builtin: /etc/airlock/airlock.yaml }
+    b: { builtin: /etc/airlock/airlock.yaml, workdir: /tmp }
   ping_interval: 1s
   ping_timeout: 2s
   proxy: http://proxy.example.com:3128
@@ -338,7 +339,10 @@ fn every_key_of_the_spec_loads_and_is_applied() {
                     keys(k.fields, out);
                 }
             }
-            Ty::Route => keys(spec::ROUTE_FORMS, out),
+            Ty::Route => {
+                keys(spec::ROUTE_FORMS, out);
+                keys(spec::ROUTE_OPTIONS, out);
+            }
             _ => {}
         }
     }

@@ -26,6 +26,30 @@ pub enum TunnelEvent {
         tunnel: Option<String>,
         route: Option<String>,
     },
+    /// A same-origin browser request naming a non-loopback `Host` on a
+    /// loopback agent listener, refused with 403 before authentication
+    /// (DNS rebinding; see origin.rs). `tunnel`/`route` are what the path
+    /// named (unauthenticated, so only what the request claimed).
+    Rebound {
+        tunnel: Option<String>,
+        route: Option<String>,
+        host: Option<String>,
+        origin: Option<String>,
+        remote: String,
+    },
+    /// One request to the admin API: who (the admin key holder at `remote`,
+    /// or an unauthenticated caller), what (`action`, `target`) and the
+    /// result (`status`, `error`). Never a token, key or the admin key.
+    Admin {
+        /// `tunnel.create`, `key.revoke`, …; `unauthorized` for a refused caller.
+        action: String,
+        /// The tunnel or key id acted on, when there is one.
+        target: Option<String>,
+        remote: String,
+        ok: bool,
+        status: u16,
+        error: Option<String>,
+    },
     /// A request sent down a link (or refused for want of one).
     Routed {
         agent: String,

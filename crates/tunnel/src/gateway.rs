@@ -34,6 +34,14 @@ use crate::paths::{split_names, valid_name, valid_path};
 use crate::state::{self, KeyGrant, LinkEvent, State};
 use crate::{empty, full, is_hop_header, Body, BoxError, Error};
 
+// A child module so the admin API reaches `Shared` without widening it.
+#[path = "admin.rs"]
+pub mod admin;
+
+/// The agent connection's remote address, in each request's extensions.
+#[derive(Clone, Copy)]
+struct Peer(SocketAddr);
+
 /// Everything the gateway needs; the CLI builds it from `gateway:`.
 #[derive(Clone)]
 pub struct GatewayOptions {
@@ -52,8 +60,10 @@ pub struct GatewayOptions {
     pub assertion_ttl: Duration,
     /// Largest agent request body accepted (MCP requests are small).
     pub max_body: usize,
-    /// Bearer key required for `/metrics` when set.
-    pub admin_key: Option<String>,
+    /// Bearer key required for `/metrics` when set, and for the admin API.
+    pub admin_key: Option<admin::AdminKey>,
+    /// Admin API address (see admin.rs); `None`: no admin API.
+    pub admin_listen: Option<String>,
     /// How long cached agent-key and tunnel lookups stay valid.
     pub cache_ttl: Duration,
     /// A quiet SSE response gets a `: keep-alive` comment this often.
@@ -76,6 +86,7 @@ impl GatewayOptions {
             assertion_ttl: Duration::from_secs(60),
             max_body: 4 << 20,
             admin_key: None,
+            admin_listen: None,
             cache_ttl: Duration::from_secs(1),
             sse_keepalive: Duration::from_secs(15),
             events: None,
@@ -110,6 +121,8 @@ struct Shared {
 pub struct Gateway {
     pub agent_addr: SocketAddr,
     pub tunnel_addr: SocketAddr,
+    /// The admin API's address, when it is enabled.
+    pub admin_addr: Option<SocketAddr>,
     /// The Ed25519 key `airlock mcp` trusts for identity assertions.
     pub public_key: airlock_identity::PublicKey,
     shared: Arc<Shared>,
@@ -125,6 +138,15 @@ impl Gateway {
         crate::tls::agent_server_config(&opts.cert_pem, &opts.key_pem)?;
         let agent_l = TcpListener::bind(&opts.agent_listen).await?;
         let tunnel_l = TcpListener::bind(&opts.tunnel_listen).await?;
+        let admin_l = match &opts.admin_listen {
+            // Fail closed: an admin API nobody could authenticate to is a
+            // configuration mistake, not an open door.
+            Some(_) if opts.admin_key.is_none() => {
+                return Err(Error::Config("the admin API needs an admin key".into()))
+            }
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
         let agent_loopback = agent_l.local_addr()?.ip().is_loopback();
         let shared = Arc::new(Shared {
             agent_loopback,
@@ -148,10 +170,19 @@ impl Gateway {
         let tunnel_addr = tunnel_l.local_addr()?;
         tasks.spawn(accept_links(shared.clone(), tunnel_l, stop_rx.clone()));
         tasks.spawn(accept_agents(shared.clone(), agent_l, stop_rx.clone()));
+        let admin_addr = match admin_l {
+            Some(l) => {
+                let a = l.local_addr()?;
+                tasks.spawn(admin::serve(shared.clone(), l, stop_rx.clone()));
+                Some(a)
+            }
+            None => None,
+        };
         tasks.spawn(sweep(shared.clone(), stop_rx));
         Ok(Gateway {
             agent_addr,
             tunnel_addr,
+            admin_addr,
             public_key: shared.signer.public_key(),
             shared,
             stop,
@@ -499,7 +530,7 @@ async fn accept_agents(shared: Arc<Shared>, l: TcpListener, stop: watch::Receive
         None
     };
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             r = l.accept() => match r {
                 Ok(x) => x,
                 Err(e) => { tracing::warn!(%e, "agent accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
@@ -517,10 +548,10 @@ async fn accept_agents(shared: Arc<Shared>, l: TcpListener, stop: watch::Receive
                         if let Ok(Ok(s)) =
                             tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await
                         {
-                            serve_agent_conn(shared, s).await
+                            serve_agent_conn(shared, s, peer).await
                         }
                     }
-                    None => serve_agent_conn(shared, tcp).await,
+                    None => serve_agent_conn(shared, tcp, peer).await,
                 }
             };
             tokio::select! { _ = fut => {}, _ = until_stopped(stop) => {} }
@@ -531,8 +562,10 @@ async fn accept_agents(shared: Arc<Shared>, l: TcpListener, stop: watch::Receive
 async fn serve_agent_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     shared: Arc<Shared>,
     io: S,
+    peer: SocketAddr,
 ) {
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
         let shared = shared.clone();
         // Boxed: hyper sizes each stream's task for its service future;
         // boxing frees the routing state once the response head is out, so
@@ -684,8 +717,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         "/healthz" => return text(StatusCode::OK, "ok\n"),
         "/metrics" => {
             if let Some(admin) = &shared.opts.admin_key {
-                let ok =
-                    bearer(&req).is_some_and(|(k, _)| crate::ct_eq(k.as_bytes(), admin.as_bytes()));
+                let ok = bearer(&req).is_some_and(|(k, _)| admin.verify(&k));
                 if !ok {
                     return unauthorized();
                 }
@@ -704,6 +736,8 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
     let drop_origin = match crate::origin::judge(&req, shared.agent_loopback) {
         crate::origin::Origin::Rebound => {
             tracing::info!(target: "airlock::tunnel", "same-origin request naming a non-loopback Host on the loopback listener refused (DNS rebinding)");
+            let remote = req.extensions().get::<Peer>().map(|p| p.0);
+            emit(shared, crate::origin::rebound_event(&req, remote));
             return status(StatusCode::FORBIDDEN);
         }
         crate::origin::Origin::Drop => true,

@@ -10,6 +10,7 @@
 //!   signed identity assertion.
 //! * [`state`]: the gateway's SQLite state. [`certs`]: CA/cert helpers.
 
+pub use gateway::admin;
 pub mod certs;
 pub mod connector;
 pub mod events;
@@ -44,6 +45,9 @@ pub enum Error {
     State(String),
     #[error("configuration: {0}")]
     Config(String),
+    /// An error the admin API answered (its message as is).
+    #[error("{0}")]
+    Admin(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("HTTP: {0}")]

@@ -70,6 +70,36 @@ pub(crate) fn judge<B>(req: &Request<B>, loopback_listener: bool) -> Origin {
     }
 }
 
+/// The audit record of a refused rebound request: what it named (tunnel
+/// and route from its path when they are well-formed names; Host and
+/// Origin as sent, cut to a sane length) and where it came from.
+pub(crate) fn rebound_event<B>(
+    req: &Request<B>,
+    remote: Option<std::net::SocketAddr>,
+) -> crate::events::TunnelEvent {
+    let clip = |s: &str| s.chars().take(256).collect::<String>();
+    let mut names = req
+        .uri()
+        .path()
+        .strip_prefix("/t/")
+        .unwrap_or("")
+        .split('/')
+        .map(|n| crate::paths::valid_name(n).then(|| n.to_string()));
+    let tunnel = names.next().flatten();
+    let route = names.next().flatten();
+    let origin = req
+        .headers()
+        .get(ORIGIN)
+        .map(|v| clip(&String::from_utf8_lossy(v.as_bytes())));
+    crate::events::TunnelEvent::Rebound {
+        tunnel,
+        route,
+        host: authority(req).map(|a| clip(&a)),
+        origin,
+        remote: remote.map_or_else(|| "-".to_string(), |a| a.to_string()),
+    }
+}
+
 /// Whether the request carries an `Origin` naming the request's own
 /// authority (same-origin to the gateway), which is then not forwarded.
 fn same_origin<B>(req: &Request<B>) -> bool {
@@ -139,6 +169,29 @@ mod tests {
             judge(&req(None, Some("http://localhost")), true),
             Origin::Forward
         );
+    }
+
+    #[test]
+    fn a_rebound_event_names_what_the_request_claimed() {
+        let mut r = req(Some("evil.example:80"), Some("http://evil.example:80"));
+        *r.uri_mut() = "/t/corp/tools/x".parse().unwrap();
+        let e = rebound_event(&r, Some("10.1.2.3:4444".parse().unwrap()));
+        assert_eq!(
+            e,
+            crate::events::TunnelEvent::Rebound {
+                tunnel: Some("corp".into()),
+                route: Some("tools".into()),
+                host: Some("evil.example:80".into()),
+                origin: Some("http://evil.example:80".into()),
+                remote: "10.1.2.3:4444".into(),
+            }
+        );
+        *r.uri_mut() = "/t/../%2e".parse().unwrap();
+        let crate::events::TunnelEvent::Rebound { tunnel, route, .. } = rebound_event(&r, None)
+        else {
+            panic!()
+        };
+        assert_eq!((tunnel, route), (None, None));
     }
 
     #[test]

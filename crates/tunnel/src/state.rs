@@ -86,7 +86,7 @@ fn random_b64(n: usize) -> Result<String, Error> {
 
 use crate::ct_eq;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TunnelInfo {
     pub name: String,
     pub created_at: i64,
@@ -95,7 +95,7 @@ pub struct TunnelInfo {
     pub tokens: usize,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KeyInfo {
     pub id: String,
     pub agent: String,
@@ -121,7 +121,7 @@ impl KeyGrant {
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LinkEvent {
     pub at: i64,
     pub tunnel: String,

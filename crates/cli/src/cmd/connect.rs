@@ -153,11 +153,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     o.routes.extend(parse_routes(&a.routes)?);
-    let builtins: Vec<(String, PathBuf)> = c
+    // (route, config file, workdir): the config loader has already checked
+    // that a given workdir is a directory.
+    type Builtin = (String, PathBuf, Option<PathBuf>);
+    let builtins: Vec<Builtin> = c
         .routes
         .iter()
         .filter_map(|(n, r)| match r {
-            airlock_config::Route::Builtin { config } => Some((n.clone(), config.clone())),
+            airlock_config::Route::Builtin { config, workdir } => {
+                Some((n.clone(), config.clone(), workdir.clone()))
+            }
             _ => None,
         })
         .collect();
@@ -169,12 +174,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         // Each `builtin:` route is an `airlock mcp` on a loopback port that
         // trusts only the gateway's identity assertions for this tunnel and route.
         let mut servers = Vec::new();
-        for (name, config) in &builtins {
+        for (name, config, workdir) in &builtins {
             let key = c
                 .identity_key
                 .as_deref()
                 .context("a `builtin:` route needs connector.identity_key")?;
-            let (child, url) = super::up::start_builtin(config, None, key, &c.tunnel, name).await?;
+            let (child, url) =
+                super::up::start_builtin(config, workdir.as_deref(), key, &c.tunnel, name).await?;
             o.routes.insert(name.clone(), RouteTarget::Http(url));
             servers.push(child);
         }

@@ -46,9 +46,14 @@ pub struct Args {
     /// Lifetime of identity assertions [default: 60s, at most 300s].
     #[arg(long, value_parser = airlock_config::parse_duration)]
     assertion_ttl: Option<Duration>,
-    /// Bearer key required for /metrics.
+    /// Bearer key for the admin API and /metrics (overrides gateway.admin_key).
     #[arg(long, env = "AIRLOCK_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// Serve the admin API (tunnels and keys over HTTP) on ADDR [default
+    /// when given without a value: 127.0.0.1:8444]. Plain HTTP on loopback,
+    /// HTTPS with --cert on any other address. Needs an admin key.
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:8444", value_name = "ADDR")]
+    admin_listen: Option<String>,
 }
 
 /// The file's `gateway:` section, or the defaults, with the flags applied.
@@ -69,6 +74,7 @@ fn settings(
             tls_key: PathBuf::new(),
             agent_tls: true,
             admin_key: None,
+            admin_listen: None,
             ping_interval: Duration::from_secs(4),
             ping_timeout: Duration::from_secs(10),
             assertion_ttl: Duration::from_secs(60),
@@ -88,6 +94,9 @@ fn settings(
     }
     if let Some(l) = &a.tunnel_listen {
         g.tunnel_listen = l.clone();
+    }
+    if let Some(l) = &a.admin_listen {
+        g.admin_listen = Some(l.clone());
     }
     if a.agent_plaintext {
         g.agent_tls = false;
@@ -110,8 +119,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         )));
         audit = Some(h);
     }
-    if let Some(k) = a.admin_key {
-        o.admin_key = Some(k);
+    if let Some(k) = &a.admin_key {
+        o.admin_key = Some(airlock_tunnel::admin::AdminKey::from_key(k));
+    }
+    if o.admin_listen.is_some() && o.admin_key.is_none() {
+        anyhow::bail!(
+            "the admin API needs an admin key: set gateway.admin_key in the config or AIRLOCK_ADMIN_KEY"
+        );
     }
     let agent_tls = o.agent_tls;
     let rt = tokio::runtime::Runtime::new()?;
@@ -119,8 +133,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let gw = Gateway::start(o).await.context("starting the gateway")?;
         let scheme = if agent_tls { "https" } else { "http" };
         // One machine-readable line so scripts and tests can find the ports.
+        let admin = match gw.admin_addr {
+            Some(a) if a.ip().is_loopback() => format!(" admin http://{a}"),
+            Some(a) => format!(" admin https://{a}"),
+            None => String::new(),
+        };
         println!(
-            "airlock gateway: agents {scheme}://{} links {} identity-key {}",
+            "airlock gateway: agents {scheme}://{} links {} identity-key {}{admin}",
             gw.agent_addr,
             gw.tunnel_addr,
             gw.public_key.to_base64()
@@ -171,13 +190,16 @@ pub(crate) fn options_from_config(g: &airlock_config::Gateway) -> anyhow::Result
     o.ping_timeout = g.ping_timeout;
     o.assertion_ttl = g.assertion_ttl.min(airlock_identity::MAX_TTL);
     o.admin_key = match &g.admin_key {
-        Some(s) => Some(
-            s.resolve()
-                .context("gateway.admin_key")?
-                .expose()
-                .to_string(),
-        ),
+        Some(airlock_config::AgentKey::Secret(s)) => {
+            Some(airlock_tunnel::admin::AdminKey::from_key(
+                s.resolve().context("gateway.admin_key")?.expose().trim(),
+            ))
+        }
+        Some(airlock_config::AgentKey::Sha256(h)) => {
+            Some(airlock_tunnel::admin::AdminKey::from_sha256(*h))
+        }
         None => None,
     };
+    o.admin_listen = g.admin_listen.clone();
     Ok(o)
 }

@@ -160,7 +160,7 @@ fn undeclared_help(t: &str, declared: &BTreeSet<String>) -> String {
     }
 }
 
-fn agent_key(cx: &mut Cx, node: &Node) -> Option<AgentKey> {
+pub(crate) fn agent_key(cx: &mut Cx, node: &Node) -> Option<AgentKey> {
     if let Value::Scalar { text, .. } = &node.value {
         if let Some(h) = text.strip_prefix("sha256:") {
             let ok = h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());

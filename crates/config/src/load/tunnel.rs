@@ -1,6 +1,7 @@
 //! `gateway:`, `connector:` and `worker:` — the tunnel ends and the worker.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::decode::fields;
@@ -52,9 +53,29 @@ pub(crate) fn gateway(cx: &mut Cx, node: &Node, at: Pos) -> Option<Gateway> {
     let tls_cert = m.path(cx, "tls_cert");
     let tls_key = m.path(cx, "tls_key");
     let admin_key = match m.node("admin_key", |_| true) {
-        Some(n) => Some(read::secret(cx, n)?),
+        Some(n) => Some(super::agents::agent_key(cx, n)?),
         None => None,
     };
+    let admin_listen = m.addr(cx, "admin_listen");
+    if let (Some(_), None, Some(n)) = (&admin_listen, &admin_key, m.node("admin_listen", |_| true))
+    {
+        // An admin API nobody can authenticate to is a mistake; one anybody
+        // can use is worse: refuse both.
+        cx.err(
+            n.pos,
+            "`admin_listen` needs `admin_key`",
+            "add `admin_key: ${env:AIRLOCK_ADMIN_KEY}` (or `sha256:<64 hex>` of the key)",
+        );
+    }
+    if let (Some(a), Some(n)) = (&admin_listen, m.node("admin_listen", |_| true)) {
+        if Some(a) == listen.as_ref() || Some(a) == tunnel_listen.as_ref() {
+            cx.err(
+                n.pos,
+                "`admin_listen` is the same address as `listen` or `tunnel_listen`",
+                "give the admin API its own port, e.g. `127.0.0.1:8444`",
+            );
+        }
+    }
     let (ping_interval, ping_timeout) = pings(cx, &m);
     let assertion_ttl = m
         .duration(cx, "assertion_ttl")
@@ -86,6 +107,7 @@ pub(crate) fn gateway(cx: &mut Cx, node: &Node, at: Pos) -> Option<Gateway> {
         tls_key: tls_key?,
         agent_tls: m.boolean(cx, "agent_tls").unwrap_or(true),
         admin_key,
+        admin_listen,
         ping_interval,
         ping_timeout,
         assertion_ttl,
@@ -191,7 +213,10 @@ fn route(cx: &mut Cx, name: &str, node: &Node, at: Pos) -> Option<Route> {
         node,
         at,
         &what,
-        spec::ROUTE_FORMS.iter().collect(),
+        spec::ROUTE_FORMS
+            .iter()
+            .chain(spec::ROUTE_OPTIONS)
+            .collect(),
         &|_| None,
     )?;
     let set: Vec<&str> = spec::ROUTE_FORMS
@@ -208,6 +233,7 @@ fn route(cx: &mut Cx, name: &str, node: &Node, at: Pos) -> Option<Route> {
         cx.err(at, msg, "a route is exactly one of `{ url: http://127.0.0.1:8000/mcp }`, `{ command: [prog, args…] }` or `{ builtin: airlock.yaml }`");
         return None;
     }
+    let workdir = route_workdir(cx, &m, &what, set[0] == "builtin");
     match set[0] {
         "url" => {
             let u = m.url(cx, "url")?;
@@ -233,7 +259,46 @@ fn route(cx: &mut Cx, name: &str, node: &Node, at: Pos) -> Option<Route> {
         }
         _ => Some(Route::Builtin {
             config: m.path(cx, "builtin")?,
+            workdir: workdir?,
         }),
+    }
+}
+
+/// A route's `workdir`: `builtin:` routes only, an existing directory
+/// (relative to the config file's directory). `Some(None)` when not set.
+fn route_workdir(cx: &mut Cx, m: &read::Map, what: &str, builtin: bool) -> Option<Option<PathBuf>> {
+    let Some(node) = m.node("workdir", |t| matches!(t, Ty::Path)) else {
+        return Some(None);
+    };
+    let dir = read::path(cx, node)?;
+    if !builtin {
+        cx.err(
+            node.pos,
+            format!("{what}: `workdir` applies to `builtin:` routes only"),
+            "other routes run where their server runs; remove `workdir`",
+        );
+        return None;
+    }
+    // Checked here, not when the route first starts, so the error carries
+    // the file and line; a typo must not silently fall back to the cwd.
+    match std::fs::metadata(&dir) {
+        Ok(md) if md.is_dir() => Some(Some(dir)),
+        Ok(_) => {
+            cx.err(
+                node.pos,
+                format!("{what}: workdir `{}` is not a directory", dir.display()),
+                "give an existing directory (relative paths are relative to the config file's directory)",
+            );
+            None
+        }
+        Err(e) => {
+            cx.err(
+                node.pos,
+                format!("{what}: workdir `{}` cannot be used: {e}", dir.display()),
+                "create the directory first (relative paths are relative to the config file's directory)",
+            );
+            None
+        }
     }
 }
 
