@@ -92,6 +92,10 @@ fn run_a() -> Result<()> {
             Path::new("/proc/self/gid_map"),
             &format!("{JAIL_GID} {gid} 1"),
         )?;
+        // Only now: the kernel counts processes per user namespace, so this
+        // counts the jail's processes alone (set before the unshare, it
+        // would also cap every other process of the caller's host uid).
+        set_nproc(&spec)?;
     }
     // Not before the maps above: it makes /proc/self root-owned.
     unsafe {
@@ -381,8 +385,25 @@ fn set_rlimits(spec: &InitSpec) -> Result<()> {
     set(libc::RLIMIT_CPU, spec.rlimits.cpu_seconds, "CPU")?;
     set(libc::RLIMIT_NOFILE, spec.rlimits.open_files, "NOFILE")?;
     set(libc::RLIMIT_FSIZE, spec.rlimits.file_size, "FSIZE")?;
+    if let Some(n) = spec.rlimits.data {
+        set(libc::RLIMIT_DATA, n, "DATA")?;
+    }
+    if unsafe { libc::geteuid() } == 0 {
+        // Root is exempt itself; the workload's uid is not.
+        set_nproc(spec)?;
+    }
+    Ok(())
+}
+
+fn set_nproc(spec: &InitSpec) -> Result<()> {
     if let Some(n) = spec.rlimits.nproc {
-        set(libc::RLIMIT_NPROC, n, "NPROC")?;
+        let l = libc::rlimit {
+            rlim_cur: n,
+            rlim_max: n,
+        };
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &l) }, || {
+            "setrlimit NPROC".into()
+        })?;
     }
     Ok(())
 }

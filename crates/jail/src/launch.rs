@@ -331,7 +331,10 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
             cpu_seconds: limits.cpu_seconds,
             open_files: limits.open_files,
             file_size: limits.file_size.0,
-            nproc: None,
+            // Without a cgroup a fork bomb or memory hog would be contained
+            // by nothing: fall back to rlimits (weaker, but never none).
+            nproc: cgroup.is_none().then_some(u64::from(limits.pids)),
+            data: cgroup.is_none().then_some(limits.memory.0),
         },
         host_uid: if root {
             spec.host_uid

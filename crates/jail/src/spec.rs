@@ -50,9 +50,14 @@ pub struct Rlimits {
     pub cpu_seconds: u64,
     pub open_files: u64,
     pub file_size: u64,
-    /// Fallback when no pids cgroup is available (per host uid, so only
-    /// meaningful with a dedicated uid).
+    /// Fallback when no pids cgroup is available. For an unprivileged
+    /// caller it is set inside the jail's own user namespace, where the
+    /// kernel counts only this jail's processes.
     pub nproc: Option<u64>,
+    /// Fallback when no memory cgroup is available: `RLIMIT_DATA`, the
+    /// memory limit per process rather than for the whole jail.
+    #[serde(default)]
+    pub data: Option<u64>,
 }
 
 /// One line the init writes to [`REPORT_FD`].
