@@ -1,13 +1,17 @@
 //! Ordinary work runs unchanged inside `airlock run`: the jail must stop
-//! escapes, not everyday tools.
+//! escapes, not everyday tools; with a root and with an unprivileged caller
+//! (see `support`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+#[macro_use]
+mod support;
+use support::{is_root, Jail};
 
-#[test]
-fn everyday_tools_work_in_the_jail() {
+both_modes!(everyday_tools_work_in_the_jail);
+
+fn everyday_tools_work_in_the_jail(j: &Jail) {
     let d = tempfile::tempdir().unwrap();
     let w = d.path();
     // A small project: a git repository with one commit, made outside.
@@ -34,7 +38,7 @@ fn everyday_tools_work_in_the_jail() {
     git(&["add", "."]);
     git(&["commit", "-qm", "init"]);
     std::fs::set_permissions(w, std::fs::Permissions::from_mode(0o755)).unwrap();
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         Command::new("chown")
             .args(["-R", "65534:65534"])
             .arg(w)
@@ -53,7 +57,8 @@ fn everyday_tools_work_in_the_jail() {
         mktemp -d /tmp/work.XXXX >/dev/null && echo tmp-ok
         cargo --version >/dev/null 2>&1 || rustc --version >/dev/null 2>&1 || true
         echo done";
-    let o = Command::new(AIRLOCK)
+    let o = j
+        .cmd()
         .arg("run")
         .arg("--workdir")
         .arg(w)

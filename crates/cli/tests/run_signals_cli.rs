@@ -1,20 +1,23 @@
 //! Signals sent to `airlock run` reach the command inside the jail, and the
-//! command's own exit status comes back.
+//! command's own exit status comes back; with a root and with an
+//! unprivileged caller (see `support`).
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+#[macro_use]
+mod support;
+use support::{workdir, Jail};
 
-#[test]
-fn sigterm_and_sigusr1_reach_the_command() {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+both_modes!(sigterm_and_sigusr1_reach_the_command);
+
+fn sigterm_and_sigusr1_reach_the_command(j: &Jail) {
+    let d = workdir();
     let script = "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; echo ready; \
                   while :; do sleep 0.1; done";
-    let mut c = Command::new(AIRLOCK)
+    let mut c = j
+        .cmd()
         .arg("run")
         .arg("--workdir")
         .arg(d.path())

@@ -1,10 +1,14 @@
 //! A terminal passes through `airlock run`, and terminal injection through
-//! it (TIOCSTI on a real pty) is refused.
+//! it (TIOCSTI on a real pty) is refused; with a root and with an
+//! unprivileged caller (see `support`).
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+#[macro_use]
+mod support;
+use support::{chown_jail, workdir, Jail, AIRLOCK};
+
+both_modes!(terminal_passes_through_and_tiocsti_is_refused);
 
 const PROBE: &str = r#"
 import fcntl, os, termios
@@ -19,24 +23,24 @@ except OSError as e:
     print("tiocsti-other", e)
 "#;
 
-#[test]
-fn terminal_passes_through_and_tiocsti_is_refused() {
+fn terminal_passes_through_and_tiocsti_is_refused(j: &Jail) {
     let Ok(st) = Command::new("script").arg("--version").output() else {
         eprintln!("SKIPPED: util-linux `script` (for a real pty) is not installed");
         return;
     };
     assert!(st.status.success());
-    let d = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = workdir();
     let probe = d.path().join("probe.py");
     std::fs::write(&probe, PROBE).unwrap();
-    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o644)).unwrap();
+    chown_jail(&probe);
     let cmd = format!(
         "{AIRLOCK} run --workdir {} -- /usr/bin/python3 probe.py",
         d.path().display()
     );
-    // `script` gives the command a real pseudo-terminal on stdin and stdout.
-    let o = Command::new("script")
+    // `script` gives the command a real pseudo-terminal on stdin and stdout;
+    // it runs as the caller, so the pty is the caller's.
+    let o = j
+        .caller("script")
         .args(["-qec", &cmd, "/dev/null"])
         .output()
         .unwrap();

@@ -1,0 +1,129 @@
+//! The two callers every `airlock run` attack test runs under: airlock
+//! started by root, and airlock started by an unprivileged host user
+//! (uid/gid 65534, no supplementary groups). The jail is built differently
+//! in the two cases (root maps the workload to 65534 and has cgroups; an
+//! unprivileged caller starts from its own user namespace and has only
+//! rlimits), so each attack is tried in both. When the tests themselves run
+//! unprivileged, the root mode is skipped and the unprivileged one runs as
+//! the current user.
+//!
+//! Each test crate uses a different part of this module.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+pub const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+/// The unprivileged host user: the caller in user mode, and the uid the jail
+/// maps its workload to when airlock runs as root.
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// airlock started by root.
+    Root,
+    /// airlock started by an unprivileged host user.
+    User,
+}
+
+/// The caller of one mode, with its own `$HOME`.
+pub struct Jail {
+    pub mode: Mode,
+    pub home: tempfile::TempDir,
+}
+
+/// Runs one test body in one mode; the root mode needs a root test process.
+pub fn in_mode(mode: Mode, body: fn(&Jail)) {
+    if mode == Mode::Root && !is_root() {
+        eprintln!(
+            "SKIPPED as root: the tests are not running as root (the unprivileged run still runs)"
+        );
+        return;
+    }
+    let home = tempfile::Builder::new()
+        .prefix("airlock-caller-home")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    if mode == Mode::User {
+        chown_jail(home.path());
+    }
+    body(&Jail { mode, home })
+}
+
+/// Generates `as_root::NAME` and `as_user::NAME` tests for each body
+/// `fn NAME(&Jail)` in the crate root (`#[macro_use] mod support;`).
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod as_root {
+            $(#[test] fn $name() { crate::support::in_mode(crate::support::Mode::Root, super::$name) })*
+        }
+        mod as_user {
+            $(#[test] fn $name() { crate::support::in_mode(crate::support::Mode::User, super::$name) })*
+        }
+    };
+}
+
+impl Jail {
+    /// `program` started as this mode's caller: for the unprivileged caller
+    /// a root test process drops to 65534 between fork and exec, as
+    /// `setpriv --reuid --regid --clear-groups` would.
+    pub fn caller(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("HOME", self.home.path());
+        if self.mode == Mode::User && is_root() {
+            unsafe {
+                c.pre_exec(|| {
+                    // Groups first: afterwards there is no privilege left to
+                    // change them.
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setresgid(NOBODY, NOBODY, NOBODY) != 0
+                        || libc::setresuid(NOBODY, NOBODY, NOBODY) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        c
+    }
+
+    /// `airlock` as this mode's caller.
+    pub fn cmd(&self) -> Command {
+        self.caller(AIRLOCK)
+    }
+}
+
+/// A workdir the jail's uid may write: owned by 65534 (the jail's host uid
+/// as root, and the caller in user mode).
+pub fn workdir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("airlock-run-test")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown_jail(d.path());
+    d
+}
+
+/// Hands a path to 65534 (nothing to do when the tests are not root: the
+/// caller and the jail's host uid are then the test's own uid).
+pub fn chown_jail(p: &Path) {
+    if is_root() {
+        std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+}
+
+pub fn write(p: &Path, s: &str) {
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(p, s).unwrap();
+}
