@@ -587,7 +587,7 @@ impl Client {
             .to_string();
         let tls = if https {
             let ca = ca_pem.ok_or_else(|| {
-                Error::Config("an https:// admin API needs --ca FILE (the CA that signed the gateway's certificate)".into())
+                Error::Config("an https:// admin API needs --gateway-ca FILE (the CA that signed the gateway's certificate)".into())
             })?;
             let mut roots = rustls::RootCertStore::empty();
             for c in crate::tls::certs_from_pem(ca, "--ca")? {
@@ -612,6 +612,16 @@ impl Client {
             key,
             tls,
         })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, Error> {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// A POST; a `null` body is sent as no body.
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value, Error> {
+        let body = (!body.is_null()).then_some(body);
+        self.call(Method::POST, path, body).await
     }
 
     /// One request; the JSON answer of a 2xx, else the API's error message.

@@ -424,7 +424,9 @@ async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Re
         let before = v.len();
         v.retain(|s| !(s.connector == slot.connector && s.index == slot.index));
         let replaced = before != v.len();
-        v.push(slot.clone());
+        // The map holds this link's only handle: removing it (archive,
+        // replacement) closes the link once its in-flight streams end.
+        v.push(slot);
         replaced
     };
     record(

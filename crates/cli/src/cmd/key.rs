@@ -1,16 +1,15 @@
-//! `airlock key …`: agent bearer keys in the gateway's state file.
+//! `airlock key …`: agent bearer keys, in the gateway's state file or
+//! through its admin API (`--gateway URL`); the same output either way.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use airlock_tunnel::state::State;
-use anyhow::Context;
+use super::tunnel::{Admin, Target, TARGET_HELP};
 
 #[derive(clap::Args)]
+#[command(after_help = TARGET_HELP)]
 pub struct Args {
-    /// Gateway state file (SQLite).
-    #[arg(long, env = "AIRLOCK_GATEWAY_STATE", global = true)]
-    state: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -32,16 +31,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key by id; takes effect within a second.
+    /// Revoke a key by id: through --gateway at once, on the state file
+    /// within a second.
     Revoke { id: String },
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let p = a
-        .state
-        .as_ref()
-        .context("--state FILE (or AIRLOCK_GATEWAY_STATE) is required")?;
-    let mut st = State::open(p)?;
+    let mut st = Admin::open(&a.target)?;
     match a.cmd {
         Cmd::Create {
             agent,
