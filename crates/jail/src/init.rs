@@ -187,6 +187,10 @@ fn run_b(spec: &InitSpec, root: bool, ready_w: i32, mapped_r: i32) -> Result<()>
             check(libc::setgroups(0, std::ptr::null()), || "setgroups".into())?;
         }
         unshare(libc::CLONE_NEWUSER)?;
+        // As for the unprivileged caller in A: inside the new user
+        // namespace, so only this jail's processes count, not every
+        // process of the host uid the jail is mapped to.
+        set_nproc(spec)?;
         let _ = unsafe { libc::write(ready_w, b"r".as_ptr().cast(), 1) };
         let mut byte = [0u8; 1];
         let n = unsafe { libc::read(mapped_r, byte.as_mut_ptr().cast(), 1) };
@@ -387,10 +391,6 @@ fn set_rlimits(spec: &InitSpec) -> Result<()> {
     set(libc::RLIMIT_FSIZE, spec.rlimits.file_size, "FSIZE")?;
     if let Some(n) = spec.rlimits.data {
         set(libc::RLIMIT_DATA, n, "DATA")?;
-    }
-    if unsafe { libc::geteuid() } == 0 {
-        // Root is exempt itself; the workload's uid is not.
-        set_nproc(spec)?;
     }
     Ok(())
 }
