@@ -520,6 +520,8 @@ const KERNEL_PROBES: &[(&str, &str)] = &[
     ("ioctl-tioclinux", "EPERM"),
     ("setuid-0", "EINVAL"),
     ("setxattr-security-capability", "EPERM"),
+    ("fsetxattr-security-capability", "EPERM"),
+    ("setxattr-user", "EPERM"),
     ("mknod-char-device", "EPERM"),
 ];
 
@@ -577,6 +579,11 @@ def setcap():
     open("capfile", "w").close()
     os.setxattr("capfile", "security.capability", b"\x01\x00\x00\x02" + b"\x00" * 16)
 t("setxattr-security-capability", setcap)
+def fsetcap():
+    with open("capfile2", "w") as f:
+        os.setxattr(f.fileno(), "security.capability", b"\x01\x00\x00\x02" + b"\x00" * 16)
+t("fsetxattr-security-capability", fsetcap)
+t("setxattr-user", lambda: os.setxattr("capfile", "user.note", b"x"))
 t("mknod-char-device", lambda: os.mknod("devmem", 0o20666, os.makedev(1, 1)))
 pid = os.fork()
 if pid == 0:

@@ -63,7 +63,18 @@ const DENIED: &[(&str, libc::c_long)] = &[
     ("fanotify_init", libc::SYS_fanotify_init),
     ("lookup_dcookie", libc::SYS_lookup_dcookie),
     ("uselib", libc::SYS_uselib),
+    // Extended attributes: a filter cannot read the attribute name, and the
+    // one that matters (`security.capability`, a planted file capability)
+    // must never be written, so none is. The missing capabilities refuse it
+    // too; this holds even if a kernel bug let a namespaced root through.
+    ("setxattr", libc::SYS_setxattr),
+    ("lsetxattr", libc::SYS_lsetxattr),
+    ("fsetxattr", libc::SYS_fsetxattr),
+    ("setxattrat", SYS_SETXATTRAT),
 ];
+
+/// setxattrat (Linux 6.13); the same number on x86_64 and aarch64.
+const SYS_SETXATTRAT: libc::c_long = 463;
 
 /// The names of the denied calls, for docs and the report.
 pub fn denied_names() -> impl Iterator<Item = &'static str> {
