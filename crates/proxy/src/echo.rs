@@ -16,16 +16,17 @@
 
 use std::sync::atomic::AtomicU64;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::http1::{fill, read_line, HttpError, MAX_HEAD};
+use crate::http1::{read_line, HttpError, MAX_HEAD};
 use crate::server::count;
 
 const MASK: u8 = b'*';
 
 /// Masks secrets in a byte stream fed in pieces.
 pub(crate) struct Redactor {
-    secrets: Vec<Vec<u8>>,
+    /// One substring searcher per secret (SIMD where the CPU has it).
+    finders: Vec<memchr::memmem::Finder<'static>>,
     /// Bytes held back: a partial occurrence can start no earlier.
     keep: usize,
     pending: Vec<u8>,
@@ -43,7 +44,10 @@ impl Redactor {
             .collect();
         let keep = secrets.iter().map(|s| s.len() - 1).max().unwrap_or(0);
         Redactor {
-            secrets,
+            finders: secrets
+                .iter()
+                .map(|s| memchr::memmem::Finder::new(s).into_owned())
+                .collect(),
             keep,
             pending: Vec::new(),
             masked: 0,
@@ -52,19 +56,13 @@ impl Redactor {
 
     /// Masks every complete occurrence in `data` in place.
     pub fn mask(&mut self, data: &mut [u8]) {
-        for s in &self.secrets {
-            if s.len() > data.len() {
-                continue;
-            }
+        for f in &self.finders {
+            let n = f.needle().len();
             let mut i = 0;
-            while i + s.len() <= data.len() {
-                if data[i..i + s.len()] == s[..] {
-                    data[i..i + s.len()].fill(MASK);
-                    self.masked += 1;
-                    i += s.len();
-                } else {
-                    i += 1;
-                }
+            while let Some(p) = f.find(&data[i..]) {
+                data[i + p..i + p + n].fill(MASK);
+                self.masked += 1;
+                i += p + n;
             }
         }
     }
@@ -287,6 +285,15 @@ where
         status: st,
         bytes: written,
     })
+}
+
+/// Appends what one read gives (up to 64 KiB: bodies here can be large).
+async fn fill<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<usize, HttpError> {
+    let start = buf.len();
+    buf.resize(start + 64 * 1024, 0);
+    let n = r.read(&mut buf[start..]).await;
+    buf.truncate(start + *n.as_ref().unwrap_or(&0));
+    Ok(n?)
 }
 
 /// The bytes of one response head, through its final CRLF CRLF.
