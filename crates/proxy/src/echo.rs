@@ -104,7 +104,12 @@ pub(crate) enum Relayed {
     Done { status: Option<u16>, bytes: u64 },
     /// A `101 Switching Protocols` head was relayed; the caller tunnels the
     /// rest (WebSocket frames are not scanned, see docs/egress.md).
-    Upgraded { bytes: u64 },
+    Upgraded {
+        bytes: u64,
+        /// Upstream bytes read past the `101` head (the first frames),
+        /// not yet sent to the client.
+        rest: Vec<u8>,
+    },
 }
 
 /// Why a response could not be relayed; before any byte of its head was
@@ -202,7 +207,10 @@ where
         };
         send!(&head, Some(status));
         if status == 101 {
-            return Ok(Relayed::Upgraded { bytes: written });
+            return Ok(Relayed::Upgraded {
+                bytes: written,
+                rest: buf,
+            });
         }
         if (100..200).contains(&status) {
             continue;

@@ -851,10 +851,18 @@ pub(crate) async fn serve_request<S, U>(
                 rec.rec.status = status;
                 rec.rec.bytes_down += bytes;
             }
-            Some(Ok(crate::echo::Relayed::Upgraded { bytes })) => {
+            Some(Ok(crate::echo::Relayed::Upgraded { bytes, rest })) => {
                 rec.rec.status = Some(101);
                 rec.rec.bytes_down += bytes;
                 if websocket {
+                    if !rest.is_empty() {
+                        if !count(&shared.down, rest.len(), shared.opts.limits.bytes_down)
+                            || s.write_all(&rest).await.is_err()
+                        {
+                            return;
+                        }
+                        rec.rec.bytes_down += rest.len() as u64;
+                    }
                     tunnel(s, up, pending, shared, rec).await;
                     return;
                 }

@@ -55,6 +55,22 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, seen: Seen) {
         .to_string();
     let tok = auth.trim_start_matches("Bearer ").to_string();
     let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+    if path == "/ws" {
+        // Switch protocols with the first frame bytes in the same write,
+        // then echo whatever comes.
+        let _ = s
+            .write_all(
+                format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Echo: {tok}\r\n\r\nfirst-frame;").as_bytes(),
+            )
+            .await;
+        let mut b = [0u8; 1024];
+        while let Ok(n) = s.read(&mut b).await {
+            if n == 0 || s.write_all(&b[..n]).await.is_err() {
+                break;
+            }
+        }
+        return;
+    }
     let b = |s: String| s.into_bytes();
     let body = format!("{{\"authorization\":\"{auth}\",\"token\":\"{tok}\"}}");
     let parts: Vec<Vec<u8>> = match path.split('/').nth(1).unwrap_or("") {
@@ -440,4 +456,44 @@ async fn intercepted_tls_echoes_are_masked() {
         &seen,
     )
     .await;
+}
+
+#[tokio::test]
+async fn websocket_upgrade_head_is_masked_and_first_frames_kept() {
+    let (port, _seen) = plain_upstream().await;
+    let h = proxy(port, None).await;
+    let mut s = TcpStream::connect(h.tcp_addr().unwrap()).await.unwrap();
+    s.write_all(
+        format!(
+            "GET http://api.test:{port}/ws HTTP/1.1\r\nHost: api.test:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nProxy-Authorization: Basic {}\r\n\r\n",
+            proxy_auth()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 1024];
+    while !got.ends_with(b"first-frame;") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(
+        text.contains(&format!("X-Echo: {}\r\n", masked(TOKEN.len()))),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "{text}");
+    // The upgraded stream then flows both ways.
+    s.write_all(b"ping").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&b[..n], b"ping");
 }
