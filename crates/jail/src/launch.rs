@@ -192,6 +192,7 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
     if argv.is_empty() {
         return Err(JailError::Config("no command given".into()));
     }
+    crate::stale::sweep_once();
     let workdir = std::fs::canonicalize(&spec.workdir)
         .map_err(|e| JailError::Config(format!("workdir {}: {e}", spec.workdir.display())))?;
     if !workdir.is_dir() {

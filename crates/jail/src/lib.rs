@@ -22,6 +22,7 @@ mod relay;
 pub mod rules;
 pub mod seccomp;
 pub mod spec;
+mod stale;
 mod sys;
 
 pub use launch::{
