@@ -225,6 +225,12 @@ fn impossible_schemas_are_errors() {
     assert_eq!(msg, "expected a whole number ≥ 0, found the number `-1`");
     let (_, _, msg, _) = one_error("type:\n");
     assert!(msg.starts_with("expected one of `object`"), "{msg}");
+    // An empty value is not silently "anything".
+    let src = tool("      - method: POST\n        path: /x\n        body:\n");
+    let d = load_str(&src, "airlock.yaml").unwrap_err();
+    assert_eq!(d.items[0].message, "an empty body schema", "{d}");
+    let (line, col, msg, _) = one_error("type: object\nproperties:\n  a:\n");
+    assert_eq!((line, col, msg.as_str()), (12, 14, "an empty body schema"));
     let (_, _, msg, _) = one_error("type: strin\n");
     assert_eq!(msg, "`strin` is not a valid value here");
     // Every problem is reported, not only the first.

@@ -76,6 +76,16 @@ fn one(cx: &mut Cx, node: &Node, depth: usize) -> Option<BodySchema> {
         );
         return None;
     }
+    if node.is_null() {
+        // An empty value would open as `{}`, which accepts anything: say so
+        // explicitly or not at all.
+        cx.err(
+            node.pos,
+            "an empty body schema",
+            "write `{}` to accept any JSON value here, or the schema (like `{ type: object, properties: {…} }`)",
+        );
+        return None;
+    }
     let elsewhere = |key: &str| {
         UNSUPPORTED.contains(&key).then(|| {
             format!("`{key}` is a JSON Schema keyword that airlock's body schemas do not support")
