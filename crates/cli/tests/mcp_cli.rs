@@ -1107,3 +1107,436 @@ fn python_sdk_drives_the_agent_toolset_over_stdio() {
     );
     assert!(!Path::new("/etc/airlock-sdk-pwned").exists());
 }
+
+// ---- Every declared kind through the official SDKs, with progress ----
+
+/// The PostgreSQL test cluster of airlock-tools' tests (one file, shared).
+#[path = "../../tools/tests/support/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+/// A tiny real HTTP API on loopback: `GET /v1/items/{id}` answers
+/// `{"id": ..., "auth": <the Authorization header it got>}`, anything else 404.
+fn items_api() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                let mut auth = String::new();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            auth = v.trim().to_string();
+                        }
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = match path.strip_prefix("/v1/items/") {
+                    Some(id) if first.starts_with("GET ") => {
+                        ("200 OK", json!({"id": id, "auth": auth}).to_string())
+                    }
+                    _ => ("404 Not Found", "{}".to_string()),
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+struct KindsFixture {
+    _dir: tempfile::TempDir,
+    _pg: pg::PgCluster,
+    config: PathBuf,
+    workdir: PathBuf,
+}
+
+fn kinds_fixture() -> KindsFixture {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let workdir = dir.path().join("work");
+    std::fs::create_dir(&workdir).unwrap();
+    if unsafe { libc_geteuid() } == 0 {
+        Command::new("chown")
+            .args(["65534:65534"])
+            .arg(&workdir)
+            .status()
+            .unwrap();
+    }
+    let repo = dir.path().join("docs");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("README.md"), "hello from the docs repo\n").unwrap();
+    git(&repo, &["add", "README.md"]);
+    git(&repo, &["commit", "-q", "-m", "first commit"]);
+    std::fs::write(repo.join("guide.md"), "how to\n").unwrap();
+    git(&repo, &["add", "guide.md"]);
+    git(&repo, &["commit", "-q", "-m", "add the guide"]);
+
+    let pg = pg::PgCluster::start();
+    pg.psql("CREATE TABLE items (id integer PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'anvil'), (2, 'bellows')");
+    // Secrets from files: the SDKs start stdio servers with a minimal
+    // environment, so `${env:...}` would not reach them.
+    let dsn = dir.path().join("pg.dsn");
+    std::fs::write(&dsn, pg.dsn()).unwrap();
+    let token = dir.path().join("api.token");
+    std::fs::write(&token, "api-s3cret\n").unwrap();
+    let port = items_api();
+    let config = dir.path().join("kinds.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"version: 1
+tools:
+  bash: {{ kind: agent.bash, timeout: 10s }}
+  items: {{ kind: postgres.query, dsn: "${{file:{dsn}}}", sql: "SELECT id, name FROM items WHERE id = $1", params: [ {{ name: id, type: integer }} ] }}
+  api:
+    kind: http.request
+    base_url: http://127.0.0.1:{port}/v1
+    routes: [ {{ method: GET, path: "/items/{{id}}" }} ]
+    auth: {{ header: Authorization, value: "Bearer ${{file:{token}}}" }}
+  read_file: {{ kind: git.read_file, repos: {{ docs: {repo} }} }}
+  list_files: {{ kind: git.list_files, repos: {{ docs: {repo} }} }}
+  log: {{ kind: git.log, repos: {{ docs: {repo} }} }}
+  admin_log: {{ kind: git.log, repos: {{ docs: {repo} }} }}
+agents:
+  ci:
+    keys: ["${{env:AIRLOCK_CLI_CI_KEY}}"]
+    allowed_tools: [bash, items, api, read_file, list_files, log]
+  reviewer:
+    keys: ["${{env:AIRLOCK_CLI_REV_KEY}}"]
+    allowed_tools: [admin_log]
+"#,
+            dsn = dsn.display(),
+            token = token.display(),
+            repo = repo.display()
+        ),
+    )
+    .unwrap();
+    KindsFixture {
+        _dir: dir,
+        _pg: pg,
+        config,
+        workdir,
+    }
+}
+
+/// One call of each kind, a denial, a validation error, and a bash command
+/// that prints three lines 300 ms apart, with progress requested.
+fn kinds_calls() -> Value {
+    json!([
+        {"name": "items", "args": {"id": 2}, "progress": true},
+        {"name": "api", "args": {"method": "GET", "path": "/items/7"}, "progress": true},
+        {"name": "read_file", "args": {"repo": "docs", "path": "README.md"}},
+        {"name": "list_files", "args": {"repo": "docs"}},
+        {"name": "log", "args": {"repo": "docs"}},
+        {"name": "admin_log", "args": {"repo": "docs"}},
+        {"name": "items", "args": {"id": "two"}},
+        {"name": "bash", "args": {"command": "for i in 1 2 3; do echo line-$i; sleep 0.3; done"}, "progress": true}
+    ])
+}
+
+/// Both SDKs may lose a notification that reaches them together with the
+/// result: the TypeScript one runs progress handlers a tick after reading
+/// the message but settles the call at once (then logs an unknown token),
+/// the Python one runs its callbacks as tasks of their own. So the tail of
+/// a sequence (the "done" of a declared call, the final report of bash) may
+/// be missing from one run; the server always sends it (on the wire:
+/// crates/mcp/tests/progress.rs and up_cli.rs). Returns whether this run saw
+/// the tails, which the test requires of at least one run.
+fn check_kinds(out: &Value, label: &str) -> (bool, bool) {
+    assert_eq!(
+        out["tools"],
+        json!(["bash", "items", "api", "read_file", "list_files", "log"]),
+        "{label}: {out}"
+    );
+    let c = &out["calls"];
+    let ok = |i: usize, has: &str| {
+        assert_eq!(c[i][0], json!(false), "{label} call {i}: {out}");
+        assert!(
+            c[i][1].as_str().unwrap().contains(has),
+            "{label} call {i} lacks {has:?}: {out}"
+        );
+    };
+    ok(0, "bellows");
+    ok(1, "\"id\": \"7\"");
+    // The API got the injected credential (it echoes it back; the tool
+    // redacts the echo, so the secret never reaches the client).
+    ok(1, "\"auth\": \"[redacted]\"");
+    assert!(!c[1][1].as_str().unwrap().contains("api-s3cret"), "{out}");
+    ok(2, "hello from the docs repo");
+    ok(3, "guide.md");
+    ok(4, "add the guide");
+    // Another agent's tool: denied. Wrong argument type: invalid.
+    assert_eq!(c[5][0], json!(true), "{label}: {out}");
+    assert!(
+        c[5][1].as_str().unwrap().starts_with("denied"),
+        "{label}: {out}"
+    );
+    assert_eq!(c[6][0], json!(true), "{label}: {out}");
+    assert!(
+        c[6][1].as_str().unwrap().starts_with("invalid arguments"),
+        "{label}: {out}"
+    );
+    ok(7, "line-1\nline-2\nline-3\n");
+
+    // Progress: declared kinds say running, then done.
+    let mut declared_done = true;
+    for i in [0, 1] {
+        let p = c[i][2].as_array().unwrap();
+        assert!(p.len() <= 2, "{label} call {i}: {out}");
+        // What did arrive is the start of the sequence.
+        if let Some(first) = p.first() {
+            assert_eq!(first[1].as_f64(), Some(0.0), "{label}: {out}");
+            assert_eq!(first[3], json!("running"), "{label}: {out}");
+        }
+        match p.get(1) {
+            Some(done) => {
+                assert_eq!(done[1].as_f64(), Some(1.0), "{label}: {out}");
+                assert_eq!(done[2].as_f64(), Some(1.0), "{label}: {out}");
+                assert!(
+                    done[3].as_str().unwrap().starts_with("done after"),
+                    "{label}: {out}"
+                );
+            }
+            None => declared_done = false,
+        }
+    }
+    assert!(
+        c[2][2].as_array().unwrap().is_empty(),
+        "no token, no progress"
+    );
+    // bash: a report per output line as it is printed, then the final one
+    // (progress == total); increasing; all before the result.
+    let p = c[7][2].as_array().unwrap();
+    let result_ms = c[7][3].as_f64().unwrap();
+    assert!(p.len() >= 3, "{label}: {p:?}");
+    let mut last = -1.0;
+    for e in p {
+        let v = e[1].as_f64().unwrap();
+        assert!(v > last, "{label}: not increasing: {p:?}");
+        last = v;
+        // The running reports came while the call was open (the final one
+        // travels right before the result; the Python SDK may run its
+        // callback just after the call returns).
+        if e[2].is_null() {
+            assert!(e[0].as_f64().unwrap() <= result_ms, "{label}: {p:?}");
+        }
+    }
+    let fin = p.last().unwrap();
+    let bash_final = !fin[2].is_null();
+    if bash_final {
+        assert_eq!(
+            fin[1].as_f64(),
+            fin[2].as_f64(),
+            "{label}: the final report is complete: {p:?}"
+        );
+        assert_eq!(
+            fin[3],
+            json!(format!(
+                "exit status 0, 21 bytes of output, {:.1}s",
+                fin[1].as_f64().unwrap()
+            )),
+            "{label}: {p:?}"
+        );
+    }
+    // The line reports came while the command ran, not in a burst at the end.
+    let lines: Vec<&Value> = p
+        .iter()
+        .filter(|e| e[3].as_str().unwrap().contains("last line: line-"))
+        .collect();
+    assert!(lines.len() >= 2, "{label}: {p:?}");
+    let spread = lines.last().unwrap()[0].as_f64().unwrap() - lines[0][0].as_f64().unwrap();
+    assert!(
+        spread >= 350.0,
+        "{label}: reports bunched ({spread} ms): {p:?}"
+    );
+    (declared_done, bash_final)
+}
+
+#[test]
+fn official_sdks_call_every_declared_kind_with_progress() {
+    let py = require("python3 module `mcp` (PyPI mcp 2.x)", python_sdk());
+    let ts = require(
+        "npm @modelcontextprotocol/sdk in crates/mcp/tests/sdk",
+        sdk_dir()
+            .join("node_modules/@modelcontextprotocol/sdk")
+            .exists(),
+    );
+    if !py && !ts {
+        return;
+    }
+    let f = kinds_fixture();
+    let bin = env!("CARGO_BIN_EXE_airlock").to_string();
+    let cfg = f.config.display().to_string();
+    let wd = f.workdir.display().to_string();
+    let stdio: Vec<String> = [
+        bin.as_str(),
+        "mcp",
+        "--config",
+        &cfg,
+        "--stdio",
+        "--agent",
+        "ci",
+        "--workdir",
+        &wd,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = airlock()
+        .args([
+            "mcp",
+            "--config",
+            &cfg,
+            "--listen",
+            "127.0.0.1:0",
+            "--workdir",
+            &wd,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let s = Server {
+        addr: line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|s| s.strip_suffix("/mcp"))
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string(),
+        child,
+    };
+    let url = format!("http://{}/mcp", s.addr);
+    let mut tails = Vec::new();
+    if py {
+        let mut args = vec!["client.py".to_string(), "stdio".into(), "legacy".into()];
+        args.extend(stdio.iter().cloned());
+        tails.push(check_kinds(
+            &run_client("python3", &args, &kinds_calls()),
+            "python stdio",
+        ));
+        for mode in ["legacy", "2026-07-28"] {
+            let args: Vec<String> = ["client.py", "http", &url, KEY_CI, mode]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            tails.push(check_kinds(
+                &run_client("python3", &args, &kinds_calls()),
+                &format!("python http {mode}"),
+            ));
+        }
+    }
+    if ts {
+        let mut args = vec!["client.mjs".to_string(), "stdio".into()];
+        args.extend(stdio.iter().cloned());
+        tails.push(check_kinds(
+            &run_client("node", &args, &kinds_calls()),
+            "typescript stdio",
+        ));
+        let args: Vec<String> = ["client.mjs", "http", &url, KEY_CI]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        tails.push(check_kinds(
+            &run_client("node", &args, &kinds_calls()),
+            "typescript http",
+        ));
+    }
+    assert!(
+        tails.iter().any(|t| t.0) && tails.iter().any(|t| t.1),
+        "no run saw the final progress reports: {tails:?}"
+    );
+}
+
+/// Cancelling a running `bash` call kills the command (nothing of it keeps
+/// running in the jail) and the session goes on with a fresh shell:
+/// `notifications/cancelled` in a 2025-11-25 session, closing the response
+/// in the stateless 2026-07-28 generation.
+#[test]
+fn cancelling_a_bash_call_kills_the_command_and_the_session_goes_on() {
+    let f = agent_fixture();
+    let s = serve_agent(&f);
+    let a = s.addr.clone();
+    let wait_sleepers = |tag: &str, want: usize| {
+        let t0 = std::time::Instant::now();
+        while jailed_sleepers(tag) != want && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        jailed_sleepers(tag)
+    };
+
+    let sid = open_session(&a, KEY_CI);
+    let auth = format!("Bearer {KEY_CI}");
+    let body = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"bash",
+        "arguments":{"command":"echo going; sleep 8123; echo never"},"_meta":{"progressToken":"c1"}}})
+    .to_string();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: {auth}\r\nMcp-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut running = TcpStream::connect(&a).unwrap();
+    running.write_all(head.as_bytes()).unwrap();
+    assert_eq!(wait_sleepers("8123", 1), 1, "the command did not start");
+    let t0 = std::time::Instant::now();
+    let (st, _, out) = http(
+        &a,
+        "POST",
+        &[
+            ("Authorization", &auth),
+            ("Mcp-Session-Id", &sid),
+            ("MCP-Protocol-Version", "2025-11-25"),
+        ],
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"stop"}}"#,
+    );
+    assert_eq!(st, 202, "{out}");
+    assert_eq!(wait_sleepers("8123", 0), 0, "the cancelled command runs on");
+    eprintln!("cancel to command gone: {:?}", t0.elapsed());
+    drop(running);
+    let next = session_bash(&a, KEY_CI, &sid, "echo again");
+    assert!(
+        next.contains("new shell") && next.contains("again"),
+        "{next}"
+    );
+
+    // 2026-07-28: close the response while the command runs.
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bash",
+        "arguments":{"command":"sleep 8124"},"_meta":{
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: {auth}\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bash\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut running = TcpStream::connect(&a).unwrap();
+    running.write_all(head.as_bytes()).unwrap();
+    assert_eq!(wait_sleepers("8124", 1), 1, "the command did not start");
+    drop(running);
+    assert_eq!(
+        wait_sleepers("8124", 0),
+        0,
+        "closing the stream did not stop it"
+    );
+    let (e, t) = tool(&a, KEY_CI, "bash", json!({"command": "echo still-served"}));
+    assert!(!e && t.contains("still-served"), "{t}");
+}

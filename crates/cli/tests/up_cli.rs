@@ -24,9 +24,8 @@ Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
     out
 }
 
-#[test]
-fn up_serves_the_jailed_toolset_through_the_tunnel_and_audits_it() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `airlock up` in `dir`; the process, its port and the agent key.
+fn start_up(dir: &std::path::Path) -> (std::process::Child, u16, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -34,7 +33,7 @@ fn up_serves_the_jailed_toolset_through_the_tunnel_and_audits_it() {
         .port();
     let mut up = Command::new(AIRLOCK)
         .args(["up", "--dir"])
-        .arg(dir.path())
+        .arg(dir)
         .args(["--port", &port.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -58,6 +57,24 @@ fn up_serves_the_jailed_toolset_through_the_tunnel_and_audits_it() {
     }
     assert!(key.starts_with("alk_"), "no agent key printed");
     std::thread::spawn(move || for _ in lines {});
+    // The banner can come before the connector's link is up (the gateway
+    // then answers 503): wait for the link, with a request the server
+    // refuses anyway (its headers do not match the body).
+    let probe = r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#;
+    while post(port, &key, probe).starts_with("HTTP/1.1 503") {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the tunnel link did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (up, port, key)
+}
+
+#[test]
+fn up_serves_the_jailed_toolset_through_the_tunnel_and_audits_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, port, key) = start_up(dir.path());
 
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bash","arguments":{"command":"id -u; echo made > proof.txt; cat ~/.ssh/id_rsa 2>/dev/null || echo no-ssh"},"_meta":{"io.modelcontextprotocol/clientInfo":{"name":"test","version":"1"},"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
     let r = post(port, &key, call);
@@ -106,4 +123,99 @@ fn up_serves_the_jailed_toolset_through_the_tunnel_and_audits_it() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+}
+
+/// Issue #7: progress of a jailed `bash` call crosses gateway, tunnel and
+/// connector as it is sent. The command prints a line every 300 ms; the
+/// client sees a progress event per line at that pace, long before the
+/// result, not a burst at the end.
+#[test]
+fn progress_notifications_cross_the_tunnel_as_they_are_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, port, key) = start_up(dir.path());
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bash","arguments":{"command":"for i in 1 2 3; do echo tick-$i; sleep 0.3; done"},"_meta":{"progressToken":"p1","io.modelcontextprotocol/clientInfo":{"name":"test","version":"1"},"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST /t/local/tools HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bash\r\n\
+Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let sent = Instant::now();
+    // Each JSON-RPC message of the SSE body, stamped when its bytes came.
+    let mut raw = String::new();
+    let mut seen: Vec<(Duration, String)> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        raw.push_str(&String::from_utf8_lossy(&buf[..n]));
+        while let Some(i) = raw.find("\n") {
+            let line: String = raw.drain(..=i).collect();
+            if let Some(d) = line.trim().strip_prefix("data:") {
+                seen.push((sent.elapsed(), d.trim().to_string()));
+            }
+        }
+        if seen.iter().any(|(_, d)| d.contains("\"result\"")) {
+            break;
+        }
+    }
+    let result_at = seen
+        .iter()
+        .find(|(_, d)| d.contains("\"result\""))
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("no result: {seen:?}"));
+    let result = &seen
+        .iter()
+        .find(|(_, d)| d.contains("\"result\""))
+        .unwrap()
+        .1;
+    assert!(result.contains("tick-1\\ntick-2\\ntick-3"), "{result}");
+    let ticks: Vec<Duration> = seen
+        .iter()
+        .filter(|(_, d)| d.contains("notifications/progress") && d.contains("last line: tick-"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(ticks.len() >= 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .filter(|(_, d)| d.contains("notifications/progress"))
+            .all(|(_, d)| d.contains("\"progressToken\":\"p1\"")),
+        "{seen:?}"
+    );
+    // The final report (progress == total) is on the wire before the result.
+    let fin = seen
+        .iter()
+        .position(|(_, d)| d.contains("exit status 0, 21 bytes of output"))
+        .unwrap_or_else(|| panic!("no final report: {seen:?}"));
+    let res = seen
+        .iter()
+        .position(|(_, d)| d.contains("\"result\""))
+        .unwrap();
+    assert!(fin < res, "{seen:?}");
+    // Spread like the command's output, and the first well before the end.
+    let spread = *ticks.last().unwrap() - ticks[0];
+    assert!(
+        spread >= Duration::from_millis(350),
+        "bunched ({spread:?}): {seen:?}"
+    );
+    assert!(
+        result_at - ticks[0] >= Duration::from_millis(400),
+        "the first progress came with the result: {seen:?}"
+    );
+    eprintln!(
+        "progress through the tunnel: ticks at {:?}, result at {result_at:?}",
+        ticks
+    );
+    unsafe { libc::kill(up.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while up.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = up.kill();
 }

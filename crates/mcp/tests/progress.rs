@@ -209,10 +209,10 @@ fn check_steps(r: &Streamed, token: &Value, label: &str) {
         assert!(*at <= done_at, "{label}: progress after the result");
     }
     // Flushed as sent: the first step arrives well before the last one
-    // (300 ms apart on the server), not batched with the result.
+    // (150 ms apart on the server), not batched with the result.
     let spread = p[2].0 - p[0].0;
     assert!(
-        spread >= Duration::from_millis(400),
+        spread >= Duration::from_millis(200),
         "{label}: events arrived together ({spread:?}): {p:?}"
     );
 }

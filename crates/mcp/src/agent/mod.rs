@@ -361,10 +361,15 @@ impl Sessions {
             (None, Some(Ok(ran))) => {
                 if let Some(p) = progress {
                     let t = secs(begun);
-                    let msg = format!(
-                        "exit status {}, {} bytes of output, {t:.1}s",
-                        ran.status,
+                    // Past the cap only the running count knows the size.
+                    let bytes = if ran.truncated {
                         seen_rx.borrow().bytes.max(ran.output.len())
+                    } else {
+                        ran.output.len()
+                    };
+                    let msg = format!(
+                        "exit status {}, {bytes} bytes of output, {t:.1}s",
+                        ran.status
                     );
                     // Done: progress equals total.
                     p.report(t, Some(t), msg).await;

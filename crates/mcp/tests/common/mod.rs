@@ -117,14 +117,19 @@ impl Served for Echo {
         if text == "sleep" {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
-        // Three steps 300 ms apart, reported as they happen.
+        // Three steps 150 ms apart, reported as they happen.
         if text == "steps" {
             for i in 1..=3u32 {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
                 if let Some(p) = &ctx.progress {
                     p.report(f64::from(i), Some(3.0), format!("step {i}")).await;
                 }
             }
+            // Not right on the heels of the last step: an SDK client may
+            // drop a notification that reaches it in the same read as the
+            // result (the TypeScript one does), which is not what the
+            // interop tests are about.
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(Output {
             text: format!("{}: {text}", ctx.agent),

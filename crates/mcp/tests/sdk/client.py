@@ -42,6 +42,9 @@ async def main():
             done = round((time.monotonic() - sent) * 1000)
             text = r.content[0].text if r.content else ""
             out["calls"].append([bool(r.is_error), text, seen, done])
+    # The SDK runs progress callbacks as tasks of their own, which may still
+    # be pending when call_tool returns: let them run before reporting.
+    await asyncio.sleep(0.1)
     print(json.dumps(out))
 
 
