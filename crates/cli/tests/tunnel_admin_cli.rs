@@ -472,3 +472,165 @@ fn off_loopback_the_admin_api_is_https_only() {
         .unwrap();
     assert!(!o.status.success());
 }
+
+/// A `tools/call` through the gateway (stateless MCP generation); the
+/// JSON-RPC answer, or `None` while the route is not up yet.
+fn mcp_call(
+    agents: &str,
+    key: &str,
+    tool: &str,
+    args: serde_json::Value,
+) -> Option<serde_json::Value> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool, "arguments": args, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let head = format!(
+        "POST /t/corp/tools HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut s = TcpStream::connect(agents).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body.as_bytes()).ok()?;
+    let mut o = String::new();
+    s.read_to_string(&mut o).ok()?;
+    let status: u16 = o.split_whitespace().nth(1)?.parse().ok()?;
+    let out = o.split_once("\r\n\r\n")?.1.to_string();
+    (status == 200)
+        .then(|| serde_json::from_str(&out).ok())
+        .flatten()
+}
+
+#[test]
+fn a_builtin_route_works_in_its_workdir() {
+    use std::os::unix::fs::PermissionsExt;
+    // Not under /tmp: the jail has a private /tmp.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tmp.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ws = dir.join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::write(ws.join("marker.txt"), "in-the-route-workdir\n").unwrap();
+    std::fs::write(dir.join("marker.txt"), "in-the-connector-cwd\n").unwrap();
+    for f in [ws.join("marker.txt"), dir.join("marker.txt")] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let d = dir.to_str().unwrap();
+    out(
+        bin().args(["tunnel", "certs", d]).output().unwrap(),
+        &["certs"],
+    );
+    let state = dir.join("state.db");
+    let ca = format!("{d}/tunnel-ca.pem");
+    let token = last_line(&file(&state, &["tunnel", "create", "corp", "--ca", &ca]));
+    let key = last_line(&file(
+        &state,
+        &[
+            "key", "create", "--agent", "dev", "--tunnel", "corp", "--route", "tools",
+        ],
+    ));
+    let mut gw = bin()
+        .args(["gateway", "--state"])
+        .arg(&state)
+        .arg("--cert")
+        .arg(dir.join("gateway.pem"))
+        .arg("--key")
+        .arg(dir.join("gateway.key"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tunnel-listen",
+            "127.0.0.1:0",
+            "--agent-plaintext",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(gw.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _gw = Kill(gw);
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let agents = w[3].trim_start_matches("http://").to_string();
+    let links_port = w[5].rsplit(':').next().unwrap().to_string();
+    let identity = w[7].to_string();
+
+    std::fs::write(
+        dir.join("mcp.yaml"),
+        "version: 1\ntools:\n  read: { kind: agent.read }\nagents:\n  dev: { allowed_tools: [read] }\n",
+    )
+    .unwrap();
+    let conn = dir.join("conf").join("connector.yaml");
+    std::fs::create_dir(dir.join("conf")).unwrap();
+    // Relative paths: against the config file's directory (conf/), not the cwd.
+    std::fs::write(
+        &conn,
+        format!(
+            "version: 1\nconnector:\n  gateway: localhost:{links_port}\n  tunnel: corp\n  \
+             token: \"${{env:AIRLOCK_T_TOKEN}}\"\n  ca: ../gateway-ca.pem\n  client_cert: ../connector.pem\n  \
+             client_key: ../connector.key\n  links: 1\n  identity_key: {identity}\n  routes:\n    \
+             tools: {{ builtin: ../mcp.yaml, workdir: ../ws }}\n"
+        ),
+    )
+    .unwrap();
+    let _conn = Kill(
+        bin()
+            .arg("connect")
+            .arg("--config")
+            .arg(&conn)
+            .current_dir(dir)
+            .env("AIRLOCK_T_TOKEN", &token)
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    let v = loop {
+        if let Some(v) = mcp_call(
+            &agents,
+            &key,
+            "read",
+            serde_json::json!({"file_path": "marker.txt"}),
+        ) {
+            break v;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the builtin route never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("in-the-route-workdir"), "{v}");
+
+    // A workdir that does not exist stops the connector at once, naming
+    // the file and line.
+    std::fs::write(
+        &conn,
+        std::fs::read_to_string(&conn)
+            .unwrap()
+            .replace("workdir: ../ws", "workdir: ../missing"),
+    )
+    .unwrap();
+    let o = bin()
+        .arg("connect")
+        .arg("--config")
+        .arg(&conn)
+        .env("AIRLOCK_T_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("connector.yaml:12:") && e.contains("missing` cannot be used"),
+        "{e}"
+    );
+}
