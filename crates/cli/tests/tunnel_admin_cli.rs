@@ -117,6 +117,27 @@ fn raw(addr: &str, head: &str) -> (u16, String) {
     (status, body)
 }
 
+/// One admin API request with the admin key; (status, JSON answer).
+fn admin_req(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut o = String::new();
+    s.read_to_string(&mut o).unwrap();
+    let status = o.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let b = o.split_once("\r\n\r\n").unwrap().1;
+    (
+        status,
+        serde_json::from_str(b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 fn get(addr: &str, key: &str) -> u16 {
     raw(
         addr,
@@ -304,6 +325,39 @@ fn admin_api_changes_the_running_gateway_at_once_and_is_audited() {
     assert!(
         via_api.contains("no unrevoked key with id `nope`"),
         "{via_api}"
+    );
+    // Statuses a script can act on, with a JSON error.
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    let dup = serde_json::json!({"name": "corp", "cas": [pem]}).to_string();
+    let (s, b) = admin_req(admin_addr, "POST", "/v1/tunnels", &dup);
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("already exists"),
+        "{b}"
+    );
+    let add = serde_json::json!({"ca": pem}).to_string();
+    assert_eq!(
+        admin_req(admin_addr, "POST", "/v1/tunnels/corp/cas", &add).0,
+        200
+    );
+    let (s, b) = admin_req(admin_addr, "POST", "/v1/tunnels/corp/cas", &add);
+    assert!(
+        s == 400 && b["error"].as_str().unwrap().contains("2 active CAs"),
+        "{s} {b}"
+    );
+    assert_eq!(
+        admin_req(admin_addr, "POST", "/v1/tunnels/corp/retire-old-cas", "").0,
+        200
+    );
+    assert_eq!(
+        admin_req(admin_addr, "POST", "/v1/tunnels/nope/archive", "").0,
+        404
+    );
+    assert_eq!(admin_req(admin_addr, "DELETE", "/v1/keys", "").0, 405);
+    assert_eq!(admin_req(admin_addr, "GET", "/v2/keys", "").0, 404);
+    assert_eq!(
+        admin_req(admin_addr, "POST", "/v1/keys", "{not json").0,
+        400
     );
 
     let up = upstream();
