@@ -296,7 +296,9 @@ impl Sessions {
         let mut task = tokio::task::spawn_blocking(move || {
             let mut on_output = |total: usize, chunk: &[u8]| {
                 if watching {
-                    seen_tx.send_modify(|s| s.update(total, chunk));
+                    // Only news wakes the reporter (a chunk that is all
+                    // marker adds nothing).
+                    seen_tx.send_if_modified(|s| s.update(total, chunk));
                 }
             };
             let r = guard
@@ -414,7 +416,11 @@ struct Seen {
 }
 
 impl Seen {
-    fn update(&mut self, total: usize, chunk: &[u8]) {
+    /// Whether anything changed.
+    fn update(&mut self, total: usize, chunk: &[u8]) -> bool {
+        if total == self.bytes {
+            return false;
+        }
         self.bytes = total;
         let last = chunk
             .split(|&b| b == b'\n' || b == b'\r')
@@ -429,6 +435,7 @@ impl Seen {
                 .collect();
             self.line = text.trim().to_string();
         }
+        true
     }
 
     fn message(&self, begun: Instant) -> String {

@@ -239,10 +239,13 @@ impl Shell {
                 }
                 continue;
             }
-            // No marker yet, so this chunk is the command's output (a
-            // marker split across reads is only a few bytes off the count).
+            // No marker yet, so this chunk is the command's output, except
+            // for an end that may be the start of the marker.
             seen += n;
-            on_output(seen, &buf[..n]);
+            on_output(
+                seen - marker_prefix_at_end(&tail, needle.as_bytes()),
+                &buf[..n],
+            );
             // Move everything but a marker-sized tail into the kept output.
             let hold = needle.len() + 24;
             if tail.len() > hold {
@@ -292,6 +295,15 @@ fn keep(kept: &mut Vec<u8>, more: &[u8], cap: usize, truncated: &mut bool) {
     kept.extend_from_slice(&more[..more.len().min(room)]);
 }
 
+/// The length of the longest end of `hay` that begins `needle` (shorter
+/// than the whole needle).
+fn marker_prefix_at_end(hay: &[u8], needle: &[u8]) -> usize {
+    (1..needle.len().min(hay.len() + 1))
+        .rev()
+        .find(|&k| hay.ends_with(&needle[..k]))
+        .unwrap_or(0)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -308,6 +320,14 @@ mod tests {
         assert_eq!(b64(b"hello"), "aGVsbG8=");
         assert!(unb64("a").is_none());
         assert!(unb64("a$==").is_none());
+    }
+
+    #[test]
+    fn a_marker_start_at_the_end_is_not_output() {
+        assert_eq!(marker_prefix_at_end(b"abc\n__AI", b"\n__AIRLOCK_"), 5);
+        assert_eq!(marker_prefix_at_end(b"abc\n", b"\n__AIRLOCK_"), 1);
+        assert_eq!(marker_prefix_at_end(b"abc", b"\n__AIRLOCK_"), 0);
+        assert_eq!(marker_prefix_at_end(b"", b"\n__AIRLOCK_"), 0);
     }
 
     #[test]
