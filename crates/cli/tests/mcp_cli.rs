@@ -1540,3 +1540,134 @@ fn cancelling_a_bash_call_kills_the_command_and_the_session_goes_on() {
     let (e, t) = tool(&a, KEY_CI, "bash", json!({"command": "echo still-served"}));
     assert!(!e && t.contains("still-served"), "{t}");
 }
+
+/// Over stdio, on the wire: progress notifications are JSON-RPC
+/// notifications written before the response (a silent command gets the
+/// 1 s heartbeat), and `notifications/cancelled` kills a running command
+/// while the connection goes on.
+#[test]
+fn stdio_progress_heartbeat_and_cancellation_on_the_wire() {
+    let f = agent_fixture();
+    let mut child = airlock()
+        .args(["mcp", "--config"])
+        .arg(&f.config)
+        .args(["--stdio", "--agent", "dev", "--workdir"])
+        .arg(&f.workdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // On a failed assertion stdin closes with this test, and the server
+    // ends at EOF.
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines() {
+            let Ok(l) = l else { break };
+            if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut send = |v: Value| {
+        writeln!(stdin, "{v}").unwrap();
+        stdin.flush().unwrap();
+    };
+    // Messages up to and including the response with `id`.
+    let until = |id: u64| {
+        let mut got = Vec::new();
+        loop {
+            let v = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no response {id}: {got:?}"));
+            let done = v["id"] == json!(id);
+            got.push(v);
+            if done {
+                return got;
+            }
+        }
+    };
+    send(
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
+    until(1);
+    send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+
+    send(
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bash",
+        "arguments":{"command":"sleep 1.3; echo woke"},"_meta":{"progressToken":"s1"}}}),
+    );
+    let got = until(2);
+    let notes: Vec<&Value> = got
+        .iter()
+        .filter(|v| v["method"] == "notifications/progress")
+        .collect();
+    assert!(
+        notes.iter().all(|n| n["params"]["progressToken"] == "s1"),
+        "{got:?}"
+    );
+    // The heartbeat while nothing is printed, then the final report.
+    assert!(
+        notes.iter().any(|n| n["params"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("running 1.0s, 0 bytes of output")),
+        "{got:?}"
+    );
+    assert!(
+        notes.last().unwrap()["params"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit status 0, 5 bytes of output"),
+        "{got:?}"
+    );
+    assert!(got.last().unwrap()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("woke"));
+
+    // Without a token: the response alone.
+    send(
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"bash",
+        "arguments":{"command":"echo plain"}}}),
+    );
+    assert_eq!(until(3).len(), 1);
+
+    send(
+        json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"bash",
+        "arguments":{"command":"sleep 8125"}}}),
+    );
+    let t0 = std::time::Instant::now();
+    while jailed_sleepers("8125") != 1 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(jailed_sleepers("8125"), 1, "the command did not start");
+    send(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":4}}));
+    let t0 = std::time::Instant::now();
+    while jailed_sleepers("8125") != 0 && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(jailed_sleepers("8125"), 0, "the cancelled command runs on");
+    // No response for the cancelled request; the next call is served.
+    send(
+        json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"bash",
+        "arguments":{"command":"echo after"}}}),
+    );
+    let got = until(5);
+    assert!(got.iter().all(|v| v["id"] != json!(4)), "{got:?}");
+    let text = got.last().unwrap()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("new shell") && text.contains("after"),
+        "{text}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
