@@ -239,7 +239,13 @@ fn run_c(spec: &InitSpec, filters: &[seccompiler::BpfProgram]) -> InitReport {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+        // SIGPIPE too: the Rust runtime ignores it in this process, and an
+        // ignored signal stays ignored across execve (`yes | head` would
+        // then print "Broken pipe" errors instead of ending quietly).
+        for s in FORWARDED
+            .iter()
+            .chain([libc::SIGCHLD, libc::SIGPIPE].iter())
+        {
             libc::signal(*s, libc::SIG_DFL);
         }
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());

@@ -138,14 +138,15 @@ impl Outcome {
 
 /// A started jail. Take the pipes you asked for, then [`Running::wait`].
 pub struct Running {
-    child: Child,
+    child: Proc,
     pub stdin: Option<ChildStdin>,
     pub stdout: Option<ChildStdout>,
     pub stderr: Option<ChildStderr>,
     report: std::fs::File,
     cgroup: Option<Cgroup>,
     relay: Option<Relay>,
-    scratch: PathBuf,
+    /// A per-run mount point to remove afterwards (see [`mount_point`]).
+    scratch: Option<PathBuf>,
     writable: Vec<PathBuf>,
     name_deny: Vec<String>,
     protected_before: BTreeSet<PathBuf>,
@@ -187,8 +188,160 @@ fn canonical_existing(p: &Path) -> Option<PathBuf> {
     std::fs::canonicalize(p).ok()
 }
 
-/// Starts `argv` in a jail built from `spec`, with the given stdio.
+/// Starts `argv` in a jail built from `spec`, with the given stdio: the
+/// init is a fresh `LAUNCHER __jail-init` process.
 pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Running, JailError> {
+    start(spec, argv, Launch::Exec(stdio))
+}
+
+/// Starts `argv` in a jail built from `spec` by an init forked earlier
+/// with [`Zygote::fork`]; the command shares this process's stdio.
+pub fn spawn_in(zygote: Zygote, spec: &JailSpec, argv: &[String]) -> Result<Running, JailError> {
+    start(spec, argv, Launch::Zygote(zygote))
+}
+
+enum Launch {
+    Exec([Stdio; 3]),
+    Zygote(Zygote),
+}
+
+/// The launcher-side init process, started either way.
+enum Proc {
+    Std(Child),
+    Forked(libc::pid_t),
+}
+
+impl Proc {
+    fn id(&self) -> u32 {
+        match self {
+            Proc::Std(c) => c.id(),
+            Proc::Forked(p) => *p as u32,
+        }
+    }
+    fn kill(&mut self) {
+        match self {
+            Proc::Std(c) => {
+                let _ = c.kill();
+            }
+            Proc::Forked(p) => unsafe {
+                libc::kill(*p, libc::SIGKILL);
+            },
+        }
+    }
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Proc::Std(c) => c.wait(),
+            Proc::Forked(p) => wait_pid(*p),
+        }
+    }
+}
+
+fn wait_pid(pid: libc::pid_t) -> std::io::Result<std::process::ExitStatus> {
+    let mut st = 0;
+    loop {
+        if unsafe { libc::waitpid(pid, &mut st, 0) } == pid {
+            return Ok(std::os::unix::process::ExitStatusExt::from_raw(st));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// A jail init forked from this process while it was still
+/// single-threaded, waiting for its spec. It saves `spawn`'s second
+/// execution of the (large) airlock binary: `airlock run` forks one before
+/// it loads the config or starts the proxy, so the init's copy of memory
+/// holds no more than the command line; the environment it inherited is
+/// wiped in the child. Dropping an unused one ends it.
+pub struct Zygote {
+    pid: libc::pid_t,
+    spec_w: Option<std::fs::File>,
+    report_r: Option<std::fs::File>,
+    relay_parent: Option<std::os::unix::net::UnixStream>,
+}
+
+impl Zygote {
+    /// Forks the init. Refused (use [`spawn`]) once the process runs more
+    /// than one thread: a lock another thread held at the fork would stay
+    /// held in the child forever.
+    pub fn fork() -> Result<Zygote, JailError> {
+        let start_err = |e: std::io::Error| JailError::Start(e.to_string());
+        let threads = std::fs::read_dir("/proc/self/task")
+            .map_err(start_err)?
+            .count();
+        if threads != 1 {
+            return Err(JailError::Start(format!(
+                "this process runs {threads} threads; the jail init cannot be forked"
+            )));
+        }
+        let (spec_r, spec_w) = pipe().map_err(start_err)?;
+        let (report_r, report_w) = pipe().map_err(start_err)?;
+        let (relay_parent, relay_child) =
+            std::os::unix::net::UnixStream::pair().map_err(start_err)?;
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(start_err(std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            drop((spec_w, report_r, relay_parent));
+            let fds = [
+                (high(spec_r), SPEC_FD),
+                (high(OwnedFd::from(relay_child)), RELAY_FD),
+                (high(report_w), REPORT_FD),
+            ];
+            for (from, to) in fds {
+                match from {
+                    Ok(from) if unsafe { libc::dup2(from, to) } == to => unsafe {
+                        libc::close(from);
+                    },
+                    _ => unsafe { libc::_exit(125) },
+                }
+            }
+            wipe_environment();
+            crate::init::main();
+        }
+        Ok(Zygote {
+            pid,
+            spec_w: Some(std::fs::File::from(spec_w)),
+            report_r: Some(std::fs::File::from(report_r)),
+            relay_parent: Some(relay_parent),
+        })
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            // No spec arrives: the init reads end-of-file and exits.
+            self.spec_w.take();
+            let _ = wait_pid(self.pid);
+        }
+    }
+}
+
+extern "C" {
+    static mut environ: *mut *mut libc::c_char;
+}
+
+/// Overwrites the inherited environment strings in place (they are what
+/// `/proc/PID/environ` shows) and empties the environment: the launcher's
+/// variables may hold secrets, and the init that lives beside the command
+/// has no use for them.
+fn wipe_environment() {
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            let len = libc::strlen(*p);
+            std::ptr::write_bytes(*p, 0, len);
+            p = p.add(1);
+        }
+        libc::clearenv();
+    }
+}
+
+fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, JailError> {
     if argv.is_empty() {
         return Err(JailError::Config("no command given".into()));
     }
@@ -258,13 +411,7 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
 
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
     let run_name = format!("run-{}-{n}", std::process::id());
-    let scratch = std::env::temp_dir().join(format!(".airlock-{run_name}"));
-    std::fs::create_dir(&scratch)
-        .map_err(|e| JailError::Start(format!("create {}: {e}", scratch.display())))?;
-    let _ = std::fs::set_permissions(
-        &scratch,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    );
+    let (mount_point, scratch) = mount_point(&run_name)?;
 
     let limits = &spec.sandbox.limits;
     let root = unsafe { libc::geteuid() } == 0;
@@ -323,7 +470,7 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
         argv: argv.to_vec(),
         env: dedup,
         workdir: workdir.clone(),
-        scratch: scratch.clone(),
+        scratch: mount_point,
         writable: writable.clone(),
         protected: protected.iter().cloned().collect(),
         masked: masked.into_iter().collect(),
@@ -357,32 +504,112 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
     let spec_json = serde_json::to_vec(&init).map_err(|e| JailError::Start(e.to_string()))?;
 
     let start_err = |e: std::io::Error| JailError::Start(e.to_string());
-    let (spec_r, spec_w) = pipe().map_err(start_err)?;
-    let (report_r, report_w) = pipe().map_err(start_err)?;
-    let mut spec_w = std::fs::File::from(spec_w);
-    let (relay_parent, relay_child) = std::os::unix::net::UnixStream::pair().map_err(start_err)?;
-    // Move the child's ends above the fixed numbers so dup2 cannot clobber them.
-    let high = |fd: OwnedFd| -> std::io::Result<RawFd> {
-        let raw = fd.into_raw_fd();
-        let r = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 10) };
-        unsafe { libc::close(raw) };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(r)
+    let (mut child, spec_w, report_r, relay_parent, stdio) = match launch {
+        Launch::Exec(stdio) => match exec_init(&spec.launcher, stdio) {
+            Ok((child, spec_w, report_r, relay_parent, stdio)) => {
+                (Proc::Std(child), spec_w, report_r, relay_parent, stdio)
+            }
+            Err(e) => {
+                cleanup(scratch.as_deref(), cgroup);
+                return Err(JailError::Start(format!(
+                    "{}: {e}",
+                    spec.launcher.display()
+                )));
+            }
+        },
+        Launch::Zygote(mut z) => {
+            let pid = std::mem::take(&mut z.pid);
+            let (Some(spec_w), Some(report_r), Some(relay_parent)) =
+                (z.spec_w.take(), z.report_r.take(), z.relay_parent.take())
+            else {
+                cleanup(scratch.as_deref(), cgroup);
+                return Err(start_err(std::io::Error::other(
+                    "the init was already used",
+                )));
+            };
+            (
+                Proc::Forked(pid),
+                spec_w,
+                report_r,
+                relay_parent,
+                (None, None, None),
+            )
         }
     };
+    let mut report = report_r;
+    let mut spec_w = spec_w;
+    let _ = spec_w.write_all(&spec_json);
+    drop(spec_w);
+
+    let relay = match &spec.network {
+        Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
+            Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    child.kill();
+                    let _ = child.wait();
+                    cleanup(scratch.as_deref(), cgroup);
+                    return Err(JailError::Start(format!("start the network relay: {e}")));
+                }
+            },
+            Err(_) => {
+                // The init failed before listening: its report says why.
+                let _ = child.wait();
+                let mut s = String::new();
+                let _ = report.read_to_string(&mut s);
+                cleanup(scratch.as_deref(), cgroup);
+                return Err(setup_error(&s).unwrap_or_else(|| {
+                    JailError::Setup("the jail exited during network setup".into())
+                }));
+            }
+        },
+        None => None,
+    };
+    drop(relay_parent);
+    let (stdin, stdout, stderr) = stdio;
+    Ok(Running {
+        stdin,
+        stdout,
+        stderr,
+        child,
+        report,
+        cgroup,
+        relay,
+        scratch,
+        writable,
+        name_deny,
+        protected_before: protected,
+        setid_before: found.setid,
+        started: Instant::now(),
+    })
+}
+
+type StdPipes = (Option<ChildStdin>, Option<ChildStdout>, Option<ChildStderr>);
+
+/// Starts `LAUNCHER __jail-init` with the spec pipe, the relay socket and
+/// the report pipe on the fixed descriptor numbers the init expects.
+#[allow(clippy::type_complexity)]
+fn exec_init(
+    launcher: &Path,
+    stdio: [Stdio; 3],
+) -> std::io::Result<(
+    Child,
+    std::fs::File,
+    std::fs::File,
+    std::os::unix::net::UnixStream,
+    StdPipes,
+)> {
+    let (spec_r, spec_w) = pipe()?;
+    let (report_r, report_w) = pipe()?;
+    let (relay_parent, relay_child) = std::os::unix::net::UnixStream::pair()?;
     let fds = [
-        (high(spec_r).map_err(start_err)?, SPEC_FD),
-        (
-            high(OwnedFd::from(relay_child)).map_err(start_err)?,
-            RELAY_FD,
-        ),
-        (high(report_w).map_err(start_err)?, REPORT_FD),
+        (high(spec_r)?, SPEC_FD),
+        (high(OwnedFd::from(relay_child))?, RELAY_FD),
+        (high(report_w)?, REPORT_FD),
     ];
     let [stdin, stdout, stderr] = stdio;
-    let mut cmd = Command::new(&spec.launcher);
-    cmd.arg("__jail-init")
+    let mut cmd = Command::new(launcher);
+    cmd.arg(crate::INIT_ARG)
         .env_clear()
         .stdin(stdin)
         .stdout(stdout)
@@ -401,60 +628,28 @@ pub fn spawn(spec: &JailSpec, argv: &[String], stdio: [Stdio; 3]) -> Result<Runn
     for (from, _) in fds {
         unsafe { libc::close(from) };
     }
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            cleanup(&scratch, cgroup);
-            return Err(JailError::Start(format!(
-                "{}: {e}",
-                spec.launcher.display()
-            )));
-        }
-    };
-    let mut report = std::fs::File::from(report_r);
-    let _ = spec_w.write_all(&spec_json);
-    drop(spec_w);
-
-    let relay = match &spec.network {
-        Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
-            Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    cleanup(&scratch, cgroup);
-                    return Err(JailError::Start(format!("start the network relay: {e}")));
-                }
-            },
-            Err(_) => {
-                // The init failed before listening: its report says why.
-                let _ = child.wait();
-                let mut s = String::new();
-                let _ = report.read_to_string(&mut s);
-                cleanup(&scratch, cgroup);
-                return Err(setup_error(&s).unwrap_or_else(|| {
-                    JailError::Setup("the jail exited during network setup".into())
-                }));
-            }
-        },
-        None => None,
-    };
-    drop(relay_parent);
-    Ok(Running {
-        stdin: child.stdin.take(),
-        stdout: child.stdout.take(),
-        stderr: child.stderr.take(),
+    let mut child = spawned?;
+    let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    Ok((
         child,
-        report,
-        cgroup,
-        relay,
-        scratch,
-        writable,
-        name_deny,
-        protected_before: protected,
-        setid_before: found.setid,
-        started: Instant::now(),
-    })
+        std::fs::File::from(spec_w),
+        std::fs::File::from(report_r),
+        relay_parent,
+        pipes,
+    ))
+}
+
+/// Moves a descriptor above the fixed numbers (close-on-exec), so that a
+/// dup2 onto 3, 4 or 5 cannot clobber another source descriptor.
+fn high(fd: OwnedFd) -> std::io::Result<RawFd> {
+    let raw = fd.into_raw_fd();
+    let r = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 10) };
+    unsafe { libc::close(raw) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -475,8 +670,34 @@ fn setup_error(report: &str) -> Option<JailError> {
         })
 }
 
-fn cleanup(scratch: &Path, cgroup: Option<Cgroup>) {
-    let _ = std::fs::remove_dir(scratch);
+/// The empty directory the init binds the new root onto. Every run may
+/// share one: the binds happen in each jail's own mount namespace, so the
+/// host directory stays empty. A directory of our own, reused, saves a
+/// mkdir and rmdir per run (slow on a busy ext4 /tmp); when the shared one
+/// is not plainly ours (another owner, a symlink, writable by others) the
+/// run gets a fresh one of its own, returned second, to be removed.
+fn mount_point(run_name: &str) -> Result<(PathBuf, Option<PathBuf>), JailError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let euid = unsafe { libc::geteuid() };
+    let shared = std::env::temp_dir().join(format!(".airlock-root-{euid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o755).create(&shared);
+    if let Ok(m) = std::fs::symlink_metadata(&shared) {
+        if m.is_dir() && m.uid() == euid && m.mode() & 0o022 == 0 {
+            return Ok((shared, None));
+        }
+    }
+    let own = std::env::temp_dir().join(format!(".airlock-{run_name}"));
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&own)
+        .map_err(|e| JailError::Start(format!("create {}: {e}", own.display())))?;
+    Ok((own.clone(), Some(own)))
+}
+
+fn cleanup(scratch: Option<&Path>, cgroup: Option<Cgroup>) {
+    if let Some(s) = scratch {
+        let _ = std::fs::remove_dir(s);
+    }
     if let Some(c) = cgroup {
         c.remove();
     }
@@ -533,7 +754,7 @@ impl Running {
         }
         let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
         let had_cgroup = self.cgroup.is_some();
-        cleanup(&self.scratch, self.cgroup.take());
+        cleanup(self.scratch.as_deref(), self.cgroup.take());
 
         let (findings, scan_truncated) = enforce_protected(
             &self.writable,

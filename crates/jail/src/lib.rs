@@ -26,8 +26,8 @@ mod stale;
 mod sys;
 
 pub use launch::{
-    spawn, Finding, JailError, JailSpec, NetworkAccess, Outcome, Running, DEFAULT_HOST_ID,
-    RELAY_PORT, SOCKS_PORT,
+    spawn, spawn_in, Finding, JailError, JailSpec, NetworkAccess, Outcome, Running, Zygote,
+    DEFAULT_HOST_ID, RELAY_PORT, SOCKS_PORT,
 };
 
 /// The argument that makes the `airlock` binary act as the jail's init.

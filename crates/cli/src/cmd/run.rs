@@ -50,7 +50,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match run_inner(args) {
+    // The jail's init, forked now while this process is single-threaded and
+    // holds nothing but its arguments (before the config, the proxy and its
+    // threads): it saves executing the airlock binary a second time. If it
+    // cannot be forked, `spawn` starts `airlock __jail-init` as usual.
+    let zygote = airlock_jail::Zygote::fork().ok();
+    match run_inner(args, zygote) {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("airlock run: {e:#}");
@@ -59,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
+fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
         Some(p) => super::config::load(p)?,
         None => Config::default(),
@@ -102,11 +107,14 @@ fn run_inner(args: Args) -> anyhow::Result<ExitCode> {
     spec.network = egress.as_ref().map(|e| e.access.clone());
 
     let signals = block_forwarded_signals();
-    let running = airlock_jail::spawn(
-        &spec,
-        &args.command,
-        [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
-    )?;
+    let running = match zygote {
+        Some(z) => airlock_jail::spawn_in(z, &spec, &args.command)?,
+        None => airlock_jail::spawn(
+            &spec,
+            &args.command,
+            [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
+        )?,
+    };
     let pid = running.pid() as i32;
     std::thread::spawn(move || forward_signals(signals, pid));
     let outcome = running.wait(Some(timeout))?;

@@ -1,0 +1,98 @@
+//! What the jail's init hands the command, now that `airlock run` forks it
+//! instead of executing a fresh `airlock __jail-init`: the caller's
+//! environment does not live on in the init, and SIGPIPE reaches the
+//! command at its default (the Rust runtime ignores it in airlock itself).
+//! With a root and an unprivileged caller (see `support`).
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+#[macro_use]
+mod support;
+use support::{workdir, Jail};
+
+both_modes!(
+    sigpipe_is_at_its_default_in_the_command,
+    the_callers_environment_is_wiped_from_the_init
+);
+
+fn sigpipe_is_at_its_default_in_the_command(j: &Jail) {
+    let d = workdir();
+    let out = j
+        .cmd()
+        .arg("run")
+        .arg("--workdir")
+        .arg(d.path())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "yes | head -n 1; grep '^SigIgn' /proc/self/status",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("y"));
+    // `yes` ends by SIGPIPE; ignored, it would print "Broken pipe".
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    let ignored = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|m| u64::from_str_radix(m, 16).ok())
+        .expect("a SigIgn line");
+    assert_eq!(
+        ignored & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SigIgn {ignored:x}"
+    );
+}
+
+fn the_callers_environment_is_wiped_from_the_init(j: &Jail) {
+    let d = workdir();
+    let secret = "airlock-test-secret-5d1f0c";
+    let mut c = j
+        .cmd()
+        .env("AIRLOCK_TEST_SECRET", secret)
+        .arg("run")
+        .arg("--workdir")
+        .arg(d.path())
+        .args(["--", "/bin/sh", "-c", "echo ready; read _; exit 0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(c.stdout.take().unwrap()).lines();
+    assert_eq!(out.next().unwrap().unwrap(), "ready");
+    // The init (in the host's pid namespace) is airlock run's child; its
+    // own children are the jail's pid 1 and, below it, the command.
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let init = children(c.id());
+    assert_eq!(init.len(), 1, "airlock run's children: {init:?}");
+    let pid1 = children(init[0]);
+    assert_eq!(pid1.len(), 1, "the init's children: {pid1:?}");
+    for pid in [c.id(), init[0], pid1[0]] {
+        let env = std::fs::read(format!("/proc/{pid}/environ"));
+        // A non-root test cannot read a non-dumpable process's environ;
+        // that hides it as well, and the root run checks the bytes.
+        if let Ok(env) = env {
+            let has = env.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert_eq!(
+                has,
+                pid == c.id(),
+                "pid {pid} (airlock run is {}): secret in environ",
+                c.id()
+            );
+        }
+    }
+    drop(c.stdin.take());
+    assert!(c.wait().unwrap().success());
+}
