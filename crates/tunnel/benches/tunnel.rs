@@ -83,7 +83,12 @@ fn serve(req: Request<()>) -> Response<B> {
 /// statistics, nanosecond resolution): what a request costs in CPU,
 /// independent of how busy the machine is.
 fn cpu_ns() -> u64 {
-    let Ok(d) = std::fs::read_dir("/proc/self/task") else {
+    cpu_ns_of("self")
+}
+
+/// The same for another process (a peer tunnel's server or client).
+fn cpu_ns_of(pid: &str) -> u64 {
+    let Ok(d) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     d.filter_map(|e| e.ok())
@@ -217,12 +222,24 @@ async fn latency(
     }
 }
 
-async fn bulk(addr: SocketAddr, prefix: &str, key: Option<&str>, bytes: usize) -> f64 {
+/// Gbit/s, and CPU seconds per GiB moved (this process and `pids`):
+/// the throughput a loaded machine hides.
+async fn bulk(
+    addr: SocketAddr,
+    prefix: &str,
+    key: Option<&str>,
+    bytes: usize,
+    pids: &[u32],
+) -> (f64, f64) {
+    let cpu = || cpu_ns() + pids.iter().map(|p| cpu_ns_of(&p.to_string())).sum::<u64>();
     let mut c = client(addr).await;
+    let cpu0 = cpu();
     let t = Instant::now();
     let (st, n) = c.get(&format!("{prefix}/bulk/{bytes}"), key).await;
     assert_eq!((st, n), (200, bytes / CHUNK * CHUNK));
-    n as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+    let gbps = n as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9;
+    let per_gib = (cpu() - cpu0) as f64 / 1e9 / (n as f64 / (1u64 << 30) as f64);
+    (gbps, per_gib)
 }
 
 fn us(d: Duration) -> String {
@@ -352,10 +369,10 @@ async fn bench() {
 
     if want("bulk") {
         let bytes = 2usize << 30;
-        let d = bulk(up, "/mcp", None, bytes).await;
-        let t = bulk(g, "/t/bench/r", k, bytes).await;
+        let (d, dc) = bulk(up, "/mcp", None, bytes, &[]).await;
+        let (t, tc) = bulk(g, "/t/bench/r", k, bytes, &[]).await;
         println!(
-            "bulk 2 GiB, one stream: direct {d:.2} Gbit/s | airlock {t:.2} Gbit/s (encrypted link)"
+            "bulk 2 GiB, one stream: direct {d:.2} Gbit/s | airlock {t:.2} Gbit/s (encrypted link) | CPU per GiB: direct {dc:.2} s airlock {tc:.2} s"
         );
     }
 
@@ -480,7 +497,7 @@ async fn wait_serving(addr: SocketAddr) -> bool {
     false
 }
 
-async fn measure_peer(name: &str, addr: SocketAddr) {
+async fn measure_peer(name: &str, addr: SocketAddr, pids: &[u32]) {
     if !wait_serving(addr).await {
         println!("{name}: did not come up; skipped");
         return;
@@ -488,9 +505,9 @@ async fn measure_peer(name: &str, addr: SocketAddr) {
     let r = latency(addr, "/mcp/small", None, scale(5000), false, None).await;
     let m = latency(addr, "/mcp", None, scale(5000), false, Some(MCP_CALL)).await;
     let f = latency(addr, "/mcp/small", None, scale(2000), true, None).await;
-    let g = bulk(addr, "/mcp", None, 2usize << 30).await;
+    let (g, gc) = bulk(addr, "/mcp", None, 2usize << 30, pids).await;
     println!(
-        "{name}: reused p50 {} p99 {} (CPU {}) | MCP call p50 {} p99 {} | new connection p50 {} p99 {} | bulk {g:.2} Gbit/s",
+        "{name}: reused p50 {} p99 {} (CPU {}) | MCP call p50 {} p99 {} | new connection p50 {} p99 {} | bulk {g:.2} Gbit/s (CPU {gc:.2} s/GiB)",
         us(r.p50),
         us(r.p99),
         us(r.cpu),
@@ -534,6 +551,7 @@ async fn peers(up: SocketAddr, dir: &std::path::Path) {
         measure_peer(
             "rathole (plaintext)",
             SocketAddr::from(([127, 0, 0, 1], svc)),
+            &[_s.0.id(), _c.0.id()],
         )
         .await;
     } else {
@@ -569,7 +587,12 @@ async fn peers(up: SocketAddr, dir: &std::path::Path) {
                 .unwrap(),
         );
         let port: u16 = port.parse().unwrap();
-        measure_peer("bore", SocketAddr::from(([127, 0, 0, 1], port))).await;
+        measure_peer(
+            "bore",
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            &[_s.0.id(), _c.0.id()],
+        )
+        .await;
     } else {
         println!("bore: not on PATH (run benches/peers.sh); skipped");
     }

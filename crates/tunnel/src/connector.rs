@@ -432,10 +432,13 @@ async fn link_once(
     let name = rustls_pki_types::ServerName::try_from(host.clone())
         .map_err(|_| Error::Config(format!("`{host}` is not a valid TLS server name")))?;
     let (connector, token) = shared.credentials();
-    let mut tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
-        .await
-        .map_err(|_| Error::Protocol("TLS handshake timed out".into()))?
-        .map_err(classify)?;
+    let mut tls = tokio::time::timeout(
+        Duration::from_secs(10),
+        connector.connect(name, link::ReadAhead::new(tcp)),
+    )
+    .await
+    .map_err(|_| Error::Protocol("TLS handshake timed out".into()))?
+    .map_err(classify)?;
     let hello = Hello {
         v: link::VERSION,
         tunnel: o.tunnel.clone(),

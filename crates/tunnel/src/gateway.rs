@@ -343,18 +343,20 @@ async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Re
         }
         crate::tls::link_server_config(&shared.opts.cert_pem, &shared.opts.key_pem, &cas)?
     };
-    let mut tls =
-        match tokio::time::timeout(Duration::from_secs(10), TlsAcceptor::from(cfg).accept(tcp))
-            .await
-        {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
-                shared.metrics.link_auth_failures.fetch_add(1, Relaxed);
-                record(&shared, "-", "-", 0, "tls_failed", peer, &e.to_string());
-                return Err(e.into());
-            }
-            Err(_) => return Err(Error::Protocol("TLS handshake timed out".into())),
-        };
+    let mut tls = match tokio::time::timeout(
+        Duration::from_secs(10),
+        TlsAcceptor::from(cfg).accept(link::ReadAhead::new(tcp)),
+    )
+    .await
+    {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            shared.metrics.link_auth_failures.fetch_add(1, Relaxed);
+            record(&shared, "-", "-", 0, "tls_failed", peer, &e.to_string());
+            return Err(e.into());
+        }
+        Err(_) => return Err(Error::Protocol("TLS handshake timed out".into())),
+    };
     let hello: Hello = tokio::time::timeout(Duration::from_secs(10), link::read_frame(&mut tls))
         .await
         .map_err(|_| Error::Protocol("no hello within 10s".into()))??;

@@ -72,3 +72,152 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
     r.read_exact(&mut buf).await?;
     serde_json::from_slice(&buf).map_err(|e| Error::Protocol(format!("bad handshake frame: {e}")))
 }
+
+/// Read-ahead under a link's TLS layer. rustls reads the socket 4 KiB at a
+/// time, so a bulk response cost one `recv` per 4 KiB; this reads up to
+/// [`READ_AHEAD`] per system call and serves rustls from that. The buffer
+/// exists only while bytes are waiting: an idle link holds none.
+pub struct ReadAhead<T> {
+    inner: T,
+    /// `READ_AHEAD` bytes while reading, empty while idle.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+/// Largest single read from a link socket.
+pub const READ_AHEAD: usize = 64 << 10;
+
+impl<T> ReadAhead<T> {
+    pub fn new(inner: T) -> ReadAhead<T> {
+        ReadAhead {
+            inner,
+            buf: Vec::new(),
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    fn release(&mut self) {
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.end = 0;
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        dst: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.pos == this.end {
+            // A caller that asks for a lot reads straight into its buffer.
+            if dst.remaining() >= READ_AHEAD {
+                this.release();
+                return std::pin::Pin::new(&mut this.inner).poll_read(cx, dst);
+            }
+            if this.buf.is_empty() {
+                this.buf = vec![0; READ_AHEAD];
+            }
+            let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
+            match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    this.pos = 0;
+                    this.end = n;
+                    if n == 0 {
+                        this.release();
+                        return Poll::Ready(Ok(())); // EOF
+                    }
+                }
+                other => {
+                    // Nothing waiting (or an error): hold no buffer.
+                    this.release();
+                    return other;
+                }
+            }
+        }
+        let n = dst.remaining().min(this.end - this.pos);
+        dst.put_slice(&this.buf[this.pos..this.pos + n]);
+        this.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ReadAhead<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        b: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        b: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, b)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn read_ahead_passes_every_byte_in_order_and_eof() {
+        let (mut a, b) = tokio::io::duplex(256 << 10);
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let d2 = data.clone();
+        let w = tokio::spawn(async move {
+            a.write_all(&d2).await.unwrap();
+            a.shutdown().await.unwrap();
+        });
+        let mut r = ReadAhead::new(b);
+        let mut got = Vec::new();
+        let mut small = [0u8; 4096];
+        // Small reads (as rustls does) and one large one.
+        loop {
+            let n = r.read(&mut small).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&small[..n]);
+            if got.len() > 100_000 {
+                let mut big = vec![0u8; READ_AHEAD * 2];
+                let n = r.read(&mut big).await.unwrap();
+                got.extend_from_slice(&big[..n]);
+            }
+        }
+        w.await.unwrap();
+        assert_eq!(got, data);
+        assert!(r.buf.capacity() == 0, "no buffer held at EOF");
+    }
+}
