@@ -33,18 +33,27 @@ enum Cmd {
         format: Format,
     },
     /// Print the last records; with -f keep printing new ones.
+    #[command(after_help = "Example: airlock audit tail -f /var/lib/airlock/audit\n\
+Table columns: SEQ TIME KIND AGENT TOOL DEC(ision) STATUS DETAIL (result, reason or egress host:port;\n\
+control characters escaped, cut at 80 characters); --format jsonl prints the records as stored.")]
     Tail {
+        /// The audit directory (`audit.dir`).
         dir: PathBuf,
         /// How many records.
         #[arg(short = 'n', long, default_value = "20")]
         lines: usize,
+        /// Keep running and print records as they are appended.
         #[arg(short = 'f', long)]
         follow: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: OutFormat,
     },
-    /// Search records.
+    /// Search records (filters combine with AND).
+    #[command(after_help = "Examples:\n  \
+airlock audit query /var/lib/airlock/audit --since 2h --agent ci-agent --decision deny\n  \
+airlock audit query /var/lib/airlock/audit --kind egress --format jsonl | jq .egress")]
     Query {
+        /// The audit directory (`audit.dir`).
         dir: PathBuf,
         /// From: RFC 3339 (`2026-11-23T07:00:00Z`), a date, or ago (`15m`, `2h`, `7d`).
         #[arg(long)]
@@ -52,18 +61,25 @@ enum Cmd {
         /// Until (exclusive), same forms.
         #[arg(long)]
         until: Option<String>,
+        /// Agent name (`who.agent`).
         #[arg(long)]
         agent: Option<String>,
+        /// Session id (`who.session`).
         #[arg(long)]
         session: Option<String>,
+        /// Tool name.
         #[arg(long)]
         tool: Option<String>,
-        /// tool_call, egress, jail_run, tunnel, auth, policy_decision, system.
-        #[arg(long)]
+        /// Record kind (checkpoint and recovery need --all too).
+        #[arg(long, value_parser = [
+            "tool_call", "policy_decision", "egress", "jail_run", "tunnel", "auth", "system",
+            "checkpoint", "recovery",
+        ])]
         kind: Option<String>,
         /// `allow` or `deny`.
         #[arg(long)]
         decision: Option<String>,
+        /// Outcome as recorded, like `ok` or `denied` (exact match).
         #[arg(long)]
         status: Option<String>,
         /// Most records to print.
@@ -263,7 +279,7 @@ fn print_record(
     if matches!(format, OutFormat::Jsonl) {
         return writeln!(out, "{}", serde_json::to_string(v).unwrap_or_default());
     }
-    let s = |x: &serde_json::Value| x.as_str().unwrap_or("-").to_string();
+    let s = |x: &serde_json::Value| one_line(x.as_str().unwrap_or("-"));
     let dec = match v["decision"]["allowed"].as_bool() {
         Some(true) => "allow",
         Some(false) => "deny",
@@ -272,7 +288,7 @@ fn print_record(
     let detail = if v["egress"].is_object() {
         format!("{}:{}", s(&v["egress"]["host"]), v["egress"]["port"])
     } else if let Some(r) = v["decision"]["reason"].as_str() {
-        r.to_string()
+        one_line(r)
     } else {
         s(&v["result"])
     };
@@ -280,7 +296,8 @@ fn print_record(
     writeln!(
         out,
         "{:>8}  {:<26}  {:<15}  {:<14}  {:<18}  {:<6}  {:<10}  {}",
-        v["seq"],
+        // A `Value` ignores width when displayed; a string pads.
+        v["seq"].to_string(),
         s(&v["time"]),
         s(&v["kind"]),
         s(&v["who"]["agent"]),
@@ -289,4 +306,48 @@ fn print_record(
         s(&v["status"]),
         detail
     )
+}
+
+/// A field for one table row. Results and reasons carry what a jailed
+/// command printed, so newlines would break the row and terminal escape
+/// sequences (ESC, CSI, BEL …) would reach the operator's terminal: every
+/// control character is shown escaped (`\n`, `\u{1b}`) instead.
+fn one_line(x: &str) -> String {
+    let mut out = String::with_capacity(x.len());
+    for c in x.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_row_is_one_line_without_control_characters() {
+        let v = serde_json::json!({
+            "seq": 7,
+            "time": "2026-11-23T10:00:00Z",
+            "kind": "tool_call",
+            "who": {"agent": "a\u{1b}]0;x\u{7}"},
+            "tool": "bash",
+            "status": "ok",
+            "result": "line one\nline two\u{1b}[31mred\r",
+        });
+        let mut out = Vec::new();
+        print_record(&mut out, &v, OutFormat::Table).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.matches('\n').count(), 1, "{out:?}");
+        assert!(!out.trim_end().chars().any(char::is_control), "{out:?}");
+        assert!(out.starts_with("       7  "), "{out:?}");
+        assert!(
+            out.contains("line one\\nline two\\u{1b}[31mred\\r"),
+            "{out:?}"
+        );
+    }
 }
