@@ -407,8 +407,10 @@ pub fn cgroup_layout() -> CgroupLayout {
 }
 
 fn cgroups() -> Feature {
-    let rlimits =
-        "rlimits (address space, processes, CPU time, file size, open files) always apply";
+    // What launch.rs sets: CPU, file size and open files always; process
+    // count and data size only when the run gets no cgroup.
+    let rlimits = "rlimits on CPU time, file size and open files always apply; \
+         a run without a cgroup gets RLIMIT_NPROC (limits.pids) and RLIMIT_DATA (limits.memory) instead";
     let writable = |p: &Path| {
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_default();
         // SAFETY: access(2) on a valid C string.
