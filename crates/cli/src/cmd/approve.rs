@@ -11,7 +11,10 @@ use anyhow::{anyhow, bail};
 #[derive(clap::Args)]
 #[command(
     after_help = "A tool with `approval: required` answers a call with its hash until an operator approves\n\
-that exact call (same tool, same canonical arguments, same agent). An approval is used once."
+that exact call (same tool, same canonical arguments, same agent). An approval is used once.\n\
+Examples:\n  \
+airlock approve --list\n  \
+airlock approve 3f1c…e9 --ttl 15m --by alice"
 )]
 pub struct Args {
     /// The call hash the agent was given (64 hex digits).
@@ -26,7 +29,8 @@ pub struct Args {
     /// Who approves, for the record (default: $USER).
     #[arg(long)]
     by: Option<String>,
-    /// Approval state file (the server's --approvals).
+    /// Approval state file (the server's --approvals). Default:
+    /// `$AIRLOCK_STATE_DIR/approvals.db`, else `/var/lib/airlock/approvals.db`.
     #[arg(long, env = "AIRLOCK_APPROVALS")]
     approvals: Option<PathBuf>,
 }

@@ -16,7 +16,8 @@ enum Command {
     /// Validate a config file: every problem with its line, column and fix.
     #[command(
         after_help = "Exits 0 when the file is valid, 1 when it is not, 2 when it cannot be read.\n\
-Secret references are resolved (and their values dropped, never printed) unless --no-secrets."
+Secret references are resolved (and their values dropped, never printed) unless --no-secrets.\n\
+Example: airlock config check --no-secrets airlock.yaml   (in CI, where the secrets are not set)"
     )]
     Check {
         /// The config file (`airlock.yaml`).
@@ -29,8 +30,14 @@ Secret references are resolved (and their values dropped, never printed) unless 
         no_secrets: bool,
     },
     /// Print a commented example that uses every section and passes `check`.
+    #[command(after_help = "Example: airlock config example > airlock.yaml\n\
+It references secrets (${env:GITHUB_TOKEN}, …): `check --no-secrets` passes as is; `check` wants them set.")]
     Example,
     /// Print the JSON Schema (draft 2020-12) of the file, for editors.
+    #[command(
+        after_help = "Example: airlock config schema > airlock.schema.json, then put\n\
+`# yaml-language-server: $schema=./airlock.schema.json` at the top of airlock.yaml."
+    )]
     Schema,
 }
 

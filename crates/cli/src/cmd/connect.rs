@@ -11,7 +11,12 @@ use anyhow::{bail, Context};
 #[derive(clap::Args)]
 #[command(
     after_help = "With --config, settings come from the file's `connector:` section; flags given as well override it\n\
-(--route adds routes or replaces same-named ones; --allowed-ip replaces the list)."
+(--route adds routes or replaces same-named ones; --allowed-ip replaces the list).\n\
+Example:\n  \
+airlock connect --gateway gateway.example.com:7443 --tunnel corp \\\n    \
+--token-file /etc/airlock/tunnel-token \\\n    \
+--ca ./pki/gateway-ca.pem --cert ./pki/connector.pem --key ./pki/connector.key \\\n    \
+--route tools=http://127.0.0.1:8000/mcp"
 )]
 pub struct Args {
     /// airlock.yaml with a `connector:` section.

@@ -7,7 +7,9 @@ use airlock_jail::probe::{self, State};
 #[derive(clap::Args)]
 #[command(
     after_help = "Exits 0 when the jail can run here, 1 when a required feature is missing.\n\
-Run it as the user that will run airlock: user namespaces and cgroups depend on who asks."
+Run it as the user that will run airlock: user namespaces and cgroups depend on who asks.\n\
+Each line: feature, state (ok, degraded, missing, WARNING; MISSING when the jail needs it), what\n\
+the kernel has, then what airlock does with it and, where one exists, the fix."
 )]
 pub struct Args {
     /// Output format.

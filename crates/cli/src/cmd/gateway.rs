@@ -9,7 +9,10 @@ use anyhow::Context;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "With --config, settings come from the file's `gateway:` section; flags given as well override it."
+    after_help = "With --config, settings come from the file's `gateway:` section; flags given as well override it.\n\
+Example (after `airlock tunnel certs ./pki` and `airlock tunnel create`):\n  \
+airlock gateway --state gateway.db --cert ./pki/gateway.pem --key ./pki/gateway.key\n\
+Agents then call https://HOST:8443/t/TUNNEL/ROUTE with `Authorization: Bearer alk_…`."
 )]
 pub struct Args {
     /// airlock.yaml with a `gateway:` section.

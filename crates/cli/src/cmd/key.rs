@@ -17,9 +17,16 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Create a key for an agent, scoped to one tunnel (and routes); prints it once.
+    #[command(
+        after_help = "Example: airlock key create --agent ci-agent --tunnel corp --route tools\n\
+The agent sends it as `Authorization: Bearer alk_…` to https://GATEWAY/t/corp/tools."
+    )]
     Create {
+        /// Agent name; `airlock mcp` behind the tunnel sees it in the identity
+        /// assertion and looks it up in the config's `agents:`.
         #[arg(long)]
         agent: String,
+        /// Tunnel the key is valid for.
         #[arg(long)]
         tunnel: String,
         /// Route the key may use; repeat. None means every route of the tunnel.
@@ -28,12 +35,16 @@ enum Cmd {
     },
     /// List keys (never their secrets).
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a key by id: through --gateway at once, on the state file
     /// within a second.
-    Revoke { id: String },
+    Revoke {
+        /// Key id, as `key create` and `key list` print it (not the key itself).
+        id: String,
+    },
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {

@@ -14,6 +14,10 @@ use anyhow::{anyhow, bail, Context};
 #[command(
     after_help = "HTTP clients authenticate with `Authorization: Bearer KEY`; agents.NAME.keys maps keys to agents.\n\
 SIGHUP reloads the config file; a file that does not load or compile leaves the running policy in place.\n\
+Examples:\n  \
+airlock mcp --config airlock.yaml --listen 127.0.0.1:8080\n  \
+airlock mcp --config airlock.yaml --stdio --agent dev\n  \
+claude mcp add airlock -- airlock mcp --config /etc/airlock/airlock.yaml --stdio --agent dev\n\
 See docs/mcp.md."
 )]
 #[command(group(clap::ArgGroup::new("transport").required(true).args(["stdio", "listen"])))]
@@ -30,7 +34,8 @@ pub struct Args {
     /// Serve Streamable HTTP on ADDR:PORT (endpoint /mcp, plus /healthz and /metrics).
     #[arg(long, conflicts_with = "agent")]
     listen: Option<String>,
-    /// Approval state file shared with `airlock approve`.
+    /// Approval state file shared with `airlock approve`. Default:
+    /// `$AIRLOCK_STATE_DIR/approvals.db`, else `/var/lib/airlock/approvals.db`.
     #[arg(long, env = "AIRLOCK_APPROVALS")]
     approvals: Option<PathBuf>,
     /// Host header accepted on /mcp besides localhost, 127.0.0.1 and ::1 (repeatable).

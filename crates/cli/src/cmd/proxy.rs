@@ -10,6 +10,9 @@ use anyhow::{anyhow, bail, Context};
 #[command(
     after_help = "Clients authenticate with the proxy credential: Proxy-Authorization Basic for HTTP and CONNECT,\n\
 username/password for SOCKS5. Without --auth a random credential is generated and printed once.\n\
+Example:\n  \
+GITHUB_TOKEN=… airlock proxy --allow api.github.com --allow '*.pypi.org' \\\n    \
+--inject 'api.github.com=Authorization=Bearer ${env:GITHUB_TOKEN}'\n\
 See docs/egress.md for rules, modes and what is refused."
 )]
 pub struct Args {

@@ -278,7 +278,12 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Cmd {
     /// Create a tunnel with the CA that signs its connectors' certificates; prints the token once.
+    #[command(
+        after_help = "Example: airlock tunnel create corp --ca ./pki/tunnel-ca.pem\n\
+Give the token to the connector (AIRLOCK_TUNNEL_TOKEN, --token-file, or connector.token)."
+    )]
     Create {
+        /// Tunnel name: 1 to 63 letters, digits, `_`, `-`; part of the agent URL `/t/NAME/ROUTE`.
         name: String,
         /// CA certificate (PEM); give twice to register two during a rotation.
         #[arg(long = "ca", required = true)]
@@ -286,34 +291,61 @@ enum Cmd {
     },
     /// List tunnels.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Show one tunnel and its recent link history.
-    Show { name: String },
-    /// Issue a new token; the old one keeps working for --grace. Links stay up.
-    RotateToken {
+    /// Show one tunnel and its recent link history (JSON).
+    Show {
+        /// Tunnel name.
         name: String,
+    },
+    /// Issue a new token; the old one keeps working for --grace. Links stay up.
+    #[command(after_help = "Example: airlock tunnel rotate-token corp --grace 30m\n\
+A connector using --token-file picks up the new token at its next reconnect; deploy it within the grace.")]
+    RotateToken {
+        /// Tunnel name.
+        name: String,
+        /// How long the previous token still opens new links, like `30m` or `2h`.
         #[arg(long, value_parser = airlock_config::parse_duration, default_value = "1h")]
         grace: Duration,
     },
     /// Register a second CA (rotation); at most two are active.
+    #[command(
+        after_help = "CA rotation: airlock tunnel add-ca corp --ca new-ca.pem; reissue connector certificates\n\
+from the new CA and restart connectors; then airlock tunnel retire-old-cas corp."
+    )]
     AddCa {
+        /// Tunnel name.
         name: String,
+        /// The new CA certificate (PEM).
         #[arg(long)]
         ca: PathBuf,
     },
     /// Retire every CA of the tunnel except the newest.
-    RetireOldCas { name: String },
+    RetireOldCas {
+        /// Tunnel name.
+        name: String,
+    },
     /// Archive a tunnel: links are dropped, its keys revoked, its name kept.
-    Archive { name: String },
+    Archive {
+        /// Tunnel name.
+        name: String,
+    },
     /// Print the gateway's Ed25519 identity-assertion public key (for `airlock mcp`).
     IdentityKey,
     /// Generate a CA, a gateway server certificate and a connector client
     /// certificate into DIR (for trying airlock out; bring your own PKI in production).
+    #[command(
+        after_help = "Example: airlock tunnel certs ./pki --gateway-name gateway.example.com\n\
+Writes gateway-ca.pem (the connector's --ca), gateway.pem/.key (the gateway's --cert/--key),\n\
+tunnel-ca.pem (for `tunnel create --ca`) and connector.pem/.key (the connector's --cert/--key).\n\
+Needs neither --state nor --gateway."
+    )]
     Certs {
+        /// Directory to write into (created if missing).
         dir: PathBuf,
-        /// DNS names or IPs for the gateway certificate.
+        /// DNS name or IP for the gateway certificate (repeatable).
         #[arg(long = "gateway-name", default_value = "localhost")]
         names: Vec<String>,
     },

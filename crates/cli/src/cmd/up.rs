@@ -14,6 +14,12 @@ use airlock_tunnel::state::State;
 use anyhow::{bail, Context};
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Keeps everything in DIR: a demo PKI, gateway.db, agent-key, airlock.yaml (the policy of route\n\
+`tools`; edit it freely), audit/ signed with audit.key (verify with audit.key.pub) and workspace/.\n\
+Prints the agent key and a ready `claude mcp add` command; Ctrl-C stops everything.\n\
+Example: airlock up, then in another terminal: airlock audit tail -f .airlock/audit"
+)]
 pub struct Args {
     /// State directory (PKI, gateway state, the local token and key).
     #[arg(long, default_value = ".airlock")]
