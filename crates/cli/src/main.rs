@@ -13,7 +13,15 @@ mod egress;
 /// in a jail, under your policy, through an egress proxy that holds your
 /// secrets, and lands in a tamper-evident audit log.
 #[derive(Parser)]
-#[command(name = "airlock", version, propagate_version = true)]
+#[command(
+    name = "airlock",
+    version,
+    propagate_version = true,
+    after_help = "Try it on one machine: `airlock up` (gateway, connector and the jailed agent toolset\n\
+on 127.0.0.1:8765), then `airlock audit tail .airlock/audit`.\n\
+Check a policy: `airlock config check FILE`. `airlock COMMAND --help` explains each command;\n\
+docs/ holds the reference."
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "human")]

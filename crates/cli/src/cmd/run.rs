@@ -14,7 +14,8 @@ use anyhow::{anyhow, Context};
 126 when the command cannot run, 127 when it is not found.\n\
 The jail: new user/mount/pid/net/ipc/uts namespaces, a read-only view of /, a private /tmp,\n\
 credentials and key files hidden, protected files read-only, seccomp, landlock, cgroup limits,\n\
-no network unless a host is allowed (then only through the egress proxy). See docs/sandbox.md."
+no network unless a host is allowed (then only through the egress proxy). See docs/sandbox.md.\n\
+Example: airlock run --allow-net pypi.org --timeout 5m --report run.json -- pip download requests"
 )]
 pub struct Args {
     /// airlock.yaml whose `sandbox` (and `credentials`) apply; flags add to it.
