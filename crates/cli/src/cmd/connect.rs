@@ -10,6 +10,11 @@ use anyhow::{bail, Context};
 
 #[derive(clap::Args)]
 #[command(
+    // The flags clap marks required are required only without --config; say so
+    // in the usage line, which is also what a missing-flag error prints.
+    override_usage = "airlock connect --config FILE [OPTIONS]\n       \
+airlock connect --gateway HOST:PORT --tunnel NAME --ca PEM --cert PEM --key PEM\n               \
+--token-file FILE (or --token T, or $AIRLOCK_TUNNEL_TOKEN) --route NAME=URL... [OPTIONS]",
     after_help = "With --config, settings come from the file's `connector:` section; flags given as well override it\n\
 (--route adds routes or replaces same-named ones; --allowed-ip replaces the list).\n\
 Example:\n  \

@@ -9,6 +9,10 @@ use anyhow::Context;
 
 #[derive(clap::Args)]
 #[command(
+    // The flags clap marks required are required only without --config; say so
+    // in the usage line, which is also what a missing-flag error prints.
+    override_usage = "airlock gateway --config FILE [OPTIONS]\n       \
+airlock gateway --state FILE --cert PEM --key PEM [OPTIONS]",
     after_help = "With --config, settings come from the file's `gateway:` section; flags given as well override it.\n\
 Example (after `airlock tunnel certs ./pki` and `airlock tunnel create`):\n  \
 airlock gateway --state gateway.db --cert ./pki/gateway.pem --key ./pki/gateway.key\n\
