@@ -1,11 +1,14 @@
 //! The jail's init: `airlock __jail-init`, a fresh single-threaded process
-//! the launcher starts with the spec on fd 3. It builds the jail and runs
-//! the command in three processes:
+//! the launcher starts with the spec on fd 3, or the same code in a process
+//! `airlock run` forked early ([`crate::Zygote`]). It builds the jail and
+//! runs the command in three processes:
 //!
-//! * **A** (host pid namespace): joins the cgroup, sets rlimits, creates the
-//!   namespaces (a user namespace first only when not root), brings up
-//!   loopback, hands the relay socket out, maps the jail's uid for **B** when
-//!   running as root, forwards signals to B.
+//! * **A** (host pid namespace): creates the network, ipc and uts
+//!   namespaces (a user namespace first only when not root) and brings up
+//!   loopback while the launcher is still preparing the spec; then joins the
+//!   cgroup, sets rlimits, creates the pid and cgroup namespaces, hands the
+//!   relay socket out, maps the jail's uid for **B** when running as root,
+//!   forwards signals to B.
 //! * **B** (pid 1 inside): builds the filesystem view and pivots into it,
 //!   then (when root) enters its own user namespace so the workload never
 //!   holds a host-root uid, forks C, forwards signals, reaps orphans and
@@ -65,19 +68,10 @@ fn read_spec() -> Result<InitSpec> {
 }
 
 fn run_a() -> Result<()> {
-    let spec = read_spec()?;
-    // "0" is the writer itself; see `Cgroup::procs_files` for why v1 uses
-    // `tasks` (this process is still single-threaded here).
-    for procs in &spec.cgroup_procs {
-        write_file(procs, "0")?;
-    }
-    unsafe {
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
-            "PR_SET_PDEATHSIG".into()
-        })?;
-    }
-    set_rlimits(&spec)?;
-
+    // First what does not depend on the spec, while the launcher is still
+    // resolving it (a forked init starts before the config is even read):
+    // the user namespace (unprivileged), then the network, ipc and uts
+    // namespaces, the network's setup being the costliest step here.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
         // Unprivileged: the user namespace comes first, mapping our own uid.
@@ -92,10 +86,6 @@ fn run_a() -> Result<()> {
             Path::new("/proc/self/gid_map"),
             &format!("{JAIL_GID} {gid} 1"),
         )?;
-        // Only now: the kernel counts processes per user namespace, so this
-        // counts the jail's processes alone (set before the unshare, it
-        // would also cap every other process of the caller's host uid).
-        set_nproc(&spec)?;
     }
     // Not before the maps above: it makes /proc/self root-owned.
     unsafe {
@@ -103,15 +93,33 @@ fn run_a() -> Result<()> {
             "PR_SET_DUMPABLE".into()
         })?;
     }
-    // The mount namespace is B's alone (B's pivot_root must not move A).
-    unshare(
-        libc::CLONE_NEWNET
-            | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS
-            | libc::CLONE_NEWPID
-            | libc::CLONE_NEWCGROUP,
-    )?;
+    unshare(libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)?;
     loopback_up()?;
+
+    let spec = read_spec()?;
+    // "0" is the writer itself; see `Cgroup::procs_files` for why v1 uses
+    // `tasks` (this process is still single-threaded here, and forks every
+    // other process of the jail later).
+    for procs in &spec.cgroup_procs {
+        write_file(procs, "0")?;
+    }
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
+            "PR_SET_PDEATHSIG".into()
+        })?;
+    }
+    set_rlimits(&spec)?;
+    if !root {
+        // Inside the new user namespace: the kernel counts processes per
+        // user namespace, so this counts the jail's processes alone (in
+        // the host's namespace it would also cap every other process of
+        // the caller's uid).
+        set_nproc(&spec)?;
+    }
+    // After joining the cgroup: the cgroup namespace is rooted at the
+    // run's own group. The mount namespace is B's alone (B's pivot_root
+    // must not move A).
+    unshare(libc::CLONE_NEWPID | libc::CLONE_NEWCGROUP)?;
     if spec.relay_ports.is_empty() {
         unsafe { libc::close(RELAY_FD) };
     } else {
