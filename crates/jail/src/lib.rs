@@ -10,7 +10,10 @@
 //! The binary that embeds this crate must call [`init::main`] when started
 //! as `airlock __jail-init` (see `crates/cli/src/main.rs`): the jail is
 //! assembled by that fresh, single-threaded process (see [`init`] for the
-//! process tree). No helper programs are needed.
+//! process tree). A program that is still single-threaded can instead fork
+//! the init ahead with [`Zygote::fork`] and start the jail with
+//! [`spawn_in`], saving the second execution of the binary (`airlock run`
+//! does). No helper programs are needed.
 
 pub mod cgroup;
 pub mod init;
