@@ -218,4 +218,22 @@ impl airlock_mcp::AuditSink for McpSink {
             tracing::error!("audit: {e}");
         }
     }
+
+    fn auth(&self, r: &airlock_mcp::AuthRecord) {
+        let mut ev = Event::new(Kind::Auth)
+            .decision(false, r.rule.clone(), Some(r.summary.clone()))
+            .status("denied");
+        if let Some(a) = &r.agent {
+            ev = ev.agent(a.clone());
+        }
+        if let Some(t) = &r.tunnel {
+            ev = ev.tunnel(t.clone());
+        }
+        if let Some(route) = &r.route {
+            ev = ev.detail(serde_json::json!({"route": route}));
+        }
+        if let Err(e) = self.0.record(ev) {
+            tracing::error!("audit: {e}");
+        }
+    }
 }

@@ -27,9 +27,43 @@ pub struct CallRecord {
     pub call_hash: Option<String>,
 }
 
+/// A request refused before any tool was involved because the gateway's
+/// identity assertion could not be accepted. Plain missing or wrong Bearer
+/// keys are not recorded: anyone who can reach the port can send those, and
+/// the audit log is not a scanner log. An assertion, by contrast, comes from
+/// the gateway after the agent proved its key there, so a refusal means a
+/// misconfiguration or an attack worth a durable line.
+#[derive(Debug, Clone)]
+pub struct AuthRecord {
+    /// The agent the assertion names, when it could be read.
+    pub agent: Option<String>,
+    pub tunnel: Option<String>,
+    pub route: Option<String>,
+    /// Always `deny` today; kept as a field so records read like call ones.
+    pub decision: &'static str,
+    /// What refused it, e.g. `gateway_identity.agent_not_configured`.
+    pub rule: String,
+    pub summary: String,
+}
+
 /// Where call records go.
 pub trait AuditSink: Send + Sync {
     fn record(&self, rec: &CallRecord);
+
+    /// A refused gateway identity assertion. The default logs it as a
+    /// structured event so sinks written before this existed still keep it.
+    fn auth(&self, r: &AuthRecord) {
+        tracing::info!(
+            target: "airlock::audit",
+            agent = r.agent.as_deref().unwrap_or(""),
+            tunnel = r.tunnel.as_deref().unwrap_or(""),
+            route = r.route.as_deref().unwrap_or(""),
+            decision = r.decision,
+            rule = %r.rule,
+            summary = %r.summary,
+            "auth"
+        );
+    }
 }
 
 /// Records as structured `tracing` events (target `airlock::audit`), used

@@ -139,6 +139,16 @@ fn port_ok(tail: &str) -> bool {
             .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Why a request was not authenticated.
+enum Refused {
+    /// No Bearer key, or one no agent has.
+    Key,
+    /// A gateway assertion was present but did not verify.
+    Assertion(String),
+    /// The assertion verified but names an agent this config lacks.
+    UnknownAgent(Box<airlock_identity::Assertion>),
+}
+
 #[derive(Clone)]
 struct App {
     shared: Arc<Shared>,
@@ -154,10 +164,12 @@ impl App {
         &self,
         req: &Request<Incoming>,
         snap: &crate::state::Snapshot,
-    ) -> Result<String, &'static str> {
+    ) -> Result<String, Refused> {
         if let Some(gw) = &self.opts.gateway_identity {
             if let Some(h) = req.headers().get(airlock_identity::HEADER) {
-                let h = h.to_str().map_err(|_| "identity header is not ASCII")?;
+                let h = h
+                    .to_str()
+                    .map_err(|_| Refused::Assertion("identity header is not ASCII".into()))?;
                 let expect = airlock_identity::Expect {
                     tunnel: gw.tunnel.as_deref(),
                     route: gw.route.as_deref(),
@@ -165,9 +177,9 @@ impl App {
                 let a = gw
                     .verifier
                     .verify(h, &expect, std::time::SystemTime::now())
-                    .map_err(|_| "identity assertion refused")?;
+                    .map_err(|e| Refused::Assertion(e.to_string()))?;
                 if !snap.policy.has_agent(&a.agent) {
-                    return Err("asserted agent is not configured");
+                    return Err(Refused::UnknownAgent(Box::new(a)));
                 }
                 return Ok(a.agent);
             }
@@ -177,7 +189,68 @@ impl App {
             .and_then(|v| bearer(v.as_bytes()))
             .and_then(|k| snap.keys.agent_for(k))
             .map(str::to_string)
-            .ok_or("missing or unknown key")
+            .ok_or(Refused::Key)
+    }
+
+    /// Logs and audits a refused request, and builds its 401. The answer
+    /// says which kind of credential failed and nothing more; the details
+    /// (which agent, tunnel, route, why) go to the operator's log and audit.
+    fn refuse(&self, why: Refused) -> Response<Body> {
+        self.shared.metrics.auth_failure();
+        self.shared.metrics.http_rejected(401);
+        let body = match why {
+            Refused::Key => {
+                // Anyone who can reach the port can get here: debug only.
+                tracing::debug!(target: "airlock::mcp", "request refused: missing or unknown agent key");
+                "missing or unknown agent key: send Authorization: Bearer <key>\n"
+            }
+            Refused::Assertion(reason) => {
+                tracing::warn!(
+                    target: "airlock::mcp",
+                    reason = %reason,
+                    "request refused: the gateway identity assertion is not valid here"
+                );
+                self.shared.audit.auth(&crate::audit::AuthRecord {
+                    agent: None,
+                    tunnel: None,
+                    route: None,
+                    decision: "deny",
+                    rule: "gateway_identity.verify".into(),
+                    summary: reason,
+                });
+                "gateway identity assertion refused\n"
+            }
+            Refused::UnknownAgent(a) => {
+                // The agent proved its key at the gateway, so saying that its
+                // agent is not configured here tells it nothing it could use
+                // to guess keys; it tells the operator what to fix.
+                tracing::warn!(
+                    target: "airlock::mcp",
+                    agent = %a.agent,
+                    tunnel = %a.tunnel,
+                    route = %a.route,
+                    "request refused: the gateway asserted an agent that is not in this server's agents: section"
+                );
+                self.shared.audit.auth(&crate::audit::AuthRecord {
+                    summary: format!(
+                        "agent {:?} (tunnel {:?}, route {:?}) is not configured under agents:",
+                        a.agent, a.tunnel, a.route
+                    ),
+                    agent: Some(a.agent),
+                    tunnel: Some(a.tunnel),
+                    route: Some(a.route),
+                    decision: "deny",
+                    rule: "gateway_identity.agent_not_configured".into(),
+                });
+                "the agent named by the gateway's identity assertion is not configured on this server\n"
+            }
+        };
+        let mut r = text(StatusCode::UNAUTHORIZED, body);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"airlock\""),
+        );
+        r
     }
 
     async fn handle(mut self, mut req: Request<Incoming>) -> Response<Body> {
@@ -222,20 +295,7 @@ impl App {
         let snap = self.shared.snapshot();
         let agent = match self.identify(&req, &snap) {
             Ok(a) => a,
-            Err(why) => {
-                tracing::debug!(target: "airlock::mcp", why, "request refused: not authenticated");
-                self.shared.metrics.auth_failure();
-                self.shared.metrics.http_rejected(401);
-                let mut r = text(
-                    StatusCode::UNAUTHORIZED,
-                    "missing or unknown agent key: send Authorization: Bearer <key>\n",
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer realm=\"airlock\""),
-                );
-                return r;
-            }
+            Err(why) => return self.refuse(why),
         };
         drop(snap);
         req.extensions_mut().insert(Caller { agent });

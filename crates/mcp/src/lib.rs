@@ -17,7 +17,7 @@ pub mod state;
 pub mod stdio;
 pub mod tools;
 
-pub use audit::{AuditSink, CallRecord, TracingAudit};
+pub use audit::{AuditSink, AuthRecord, CallRecord, TracingAudit};
 pub use call::INTENT_META_KEY;
 pub use handler::Caller;
 pub use http::{GatewayIdentity, HttpOptions, HttpServer};

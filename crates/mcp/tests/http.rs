@@ -510,16 +510,41 @@ async fn gateway_identity_assertions_name_the_agent_and_bad_ones_are_refused() {
         "{}",
         r.body
     );
-    // Replayed, forged, wrong route, unknown agent, garbage: 401.
+    // Replayed, forged, wrong route, garbage: 401, and the answer does not
+    // pretend the caller forgot a key.
     for bad in [
         good,
         assert(&forger, "reviewer", "tools", "r2"),
         assert(&gateway, "reviewer", "other-route", "r3"),
-        assert(&gateway, "mallory", "tools", "r4"),
         "v1.garbage.garbage".to_string(),
     ] {
         let r = modern_list(bad.clone()).await;
         assert_eq!(r.status, 401, "{bad}: {}", r.body);
+        assert_eq!(r.body, "gateway identity assertion refused\n");
+    }
+    // A valid assertion for an agent this config lacks (the gateway knows
+    // it, this server does not): 401 that says so, and an audit record
+    // naming the agent, tunnel and route.
+    let r = modern_list(assert(&gateway, "ci-agent", "tools", "r4")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(
+        r.body.contains("not configured on this server") && !r.body.contains("missing"),
+        "{}",
+        r.body
+    );
+    {
+        let auth = t.audit.1.lock().unwrap();
+        assert_eq!(auth.len(), 5, "{auth:?}");
+        assert!(auth[..4]
+            .iter()
+            .all(|a| a.rule == "gateway_identity.verify" && a.decision == "deny"));
+        let last = &auth[4];
+        assert_eq!(last.rule, "gateway_identity.agent_not_configured");
+        assert_eq!(last.decision, "deny");
+        assert_eq!(last.agent.as_deref(), Some("ci-agent"));
+        assert_eq!(last.tunnel.as_deref(), Some("corp"));
+        assert_eq!(last.route.as_deref(), Some("tools"));
+        assert!(t.audit.0.lock().unwrap().is_empty(), "no tool call audited");
     }
     // A bad assertion is not rescued by a valid Bearer key.
     let forged = assert(&forger, "ci", "tools", "r5");

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use airlock_config::{Config, Constraint, Tool};
 use airlock_mcp::{
-    ArgError, AuditSink, CallCtx, CallRecord, Catalog, Catalogs, Declared, HttpOptions, HttpServer,
-    Output, Served, Shared, SharedOptions,
+    ArgError, AuditSink, AuthRecord, CallCtx, CallRecord, Catalog, Catalogs, Declared, HttpOptions,
+    HttpServer, Output, Served, Shared, SharedOptions,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -139,13 +139,17 @@ impl Served for Echo {
     }
 }
 
-/// Collects audit records for assertions.
+/// Collects audit records for assertions: tool calls, then refused
+/// gateway identity assertions.
 #[derive(Default)]
-pub struct MemAudit(pub Mutex<Vec<CallRecord>>);
+pub struct MemAudit(pub Mutex<Vec<CallRecord>>, pub Mutex<Vec<AuthRecord>>);
 
 impl AuditSink for MemAudit {
     fn record(&self, rec: &CallRecord) {
         self.0.lock().unwrap().push(rec.clone());
+    }
+    fn auth(&self, rec: &AuthRecord) {
+        self.1.lock().unwrap().push(rec.clone());
     }
 }
 
