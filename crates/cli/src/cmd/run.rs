@@ -95,6 +95,7 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
     };
     let mut spec = JailSpec::new(workdir.clone(), config.sandbox.clone());
     spec.launcher = std::env::current_exe().context("locate the airlock binary")?;
+    map_to_workdir_owner(&mut spec, &workdir);
 
     // The proxy lives in this process, outside the jail; the jail reaches
     // it only through the relay on its own loopback.
@@ -164,6 +165,36 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
             .with_context(|| format!("--report {}", path.display()))?;
     }
     Ok(ExitCode::from(outcome.exit_status().clamp(0, 255) as u8))
+}
+
+/// As root, the command runs as the workdir's owner, the same rule
+/// `airlock mcp` uses for its session jails, so "writable workdir" holds for
+/// the usual case of root running airlock over a user's checkout. A
+/// root-owned workdir keeps the default unprivileged uid (the workload never
+/// runs as host root), and a one-line warning says why writes will fail and
+/// how to fix it. Unprivileged callers always run as themselves (the jail
+/// launcher ignores the field for them).
+fn map_to_workdir_owner(spec: &mut JailSpec, workdir: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let Ok(m) = std::fs::metadata(workdir) else {
+        // The jail reports a missing workdir itself, with its own message.
+        return;
+    };
+    if m.uid() != 0 {
+        spec.host_uid = m.uid();
+        spec.host_gid = m.gid();
+    } else if m.mode() & 0o002 == 0 {
+        eprintln!(
+            "airlock run: warning: the workdir {} is owned by root and the command runs as uid {} \
+(never as host root), so it cannot write there; chown the directory to the user the command \
+should run as, or pass --workdir with a directory that user owns",
+            workdir.display(),
+            spec.host_uid
+        );
+    }
 }
 
 const FORWARDED: &[i32] = &[
