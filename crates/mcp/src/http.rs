@@ -6,11 +6,20 @@
 //! `MCP-Protocol-Version` / `Mcp-Method` / `Mcp-Name` headers checked against
 //! the body. What it leaves to us: who the caller is (401 without a known
 //! key, before any MCP processing, so no tool list leaks), Origin (403),
-//! and the operational endpoints.
+//! which agent owns a 2025-11-25 session (every request naming the session,
+//! GET resumes and DELETE included, must come from that agent), and the
+//! operational endpoints.
+//!
+//! Resumability (2025-11-25): rmcp gives every SSE event of a session an id
+//! (`<index>/<stream>`) and starts each POST stream with a priming event
+//! (id, empty data, `retry`); the buffers a `GET` with `Last-Event-ID`
+//! resumes from are airlock's (see [`replay`]). The 2026-07-28 generation
+//! has no resumption: closing a response cancels the request.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,11 +34,45 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
+mod replay;
+
+pub use replay::{FINISHED_BYTES, FINISHED_TTL, STREAM_BYTES, STREAM_EVENTS};
+
 use crate::auth::bearer;
 use crate::handler::{Caller, Handler};
 use crate::state::Shared;
 
 type Body = BoxBody<Bytes, Infallible>;
+
+/// The longest `Last-Event-ID` looked at; rmcp's ids are two integers.
+const MAX_EVENT_ID: usize = 64;
+
+/// A `Last-Event-ID` of the form rmcp issues: `<index>` (the standalone
+/// GET stream) or `<index>/<stream>` (a POST stream), decimal.
+fn event_id_ok(id: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    id.len() <= MAX_EVENT_ID
+        && match id.split_once('/') {
+            Some((i, r)) => digits(i) && digits(r),
+            None => digits(id),
+        }
+}
+
+/// Which agent opened each 2025-11-25 session. Entries for sessions rmcp
+/// no longer holds are pruned whenever a session opens, so the map never
+/// outgrows rmcp's own.
+#[derive(Default)]
+struct Owners(Mutex<HashMap<String, String>>);
+
+impl Owners {
+    fn get(&self, sid: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sid)
+            .cloned()
+    }
+}
 
 /// Trust in the tunnel gateway's signed identity assertions
 /// (`Airlock-Identity` header; see docs/tunnel.md).
@@ -103,6 +146,30 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
+/// A JSON-RPC error (no id) with an HTTP status, readable by MCP clients
+/// and by people.
+fn json_error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32600, "message": message},
+    });
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))
+}
+
+/// A 200 SSE response over `body`.
+fn sse(body: replay::Live) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(body.boxed())
+        .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "stream\n"))
+}
+
 fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     let o = origin.trim_end_matches('/');
     allowed
@@ -153,6 +220,9 @@ enum Refused {
 struct App {
     shared: Arc<Shared>,
     mcp: StreamableHttpService<Handler, LocalSessionManager>,
+    sessions: Arc<LocalSessionManager>,
+    owners: Arc<Owners>,
+    replay: Arc<replay::Replay>,
     opts: Arc<HttpOptions>,
 }
 
@@ -298,11 +368,102 @@ impl App {
             Err(why) => return self.refuse(why),
         };
         drop(snap);
-        req.extensions_mut().insert(Caller { agent });
-        match self.mcp.call(req).await {
+        let sid = req
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().map(str::to_string));
+        let sid = match sid {
+            Some(Ok(s)) => Some(s),
+            Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "Mcp-Session-Id is not ASCII\n"),
+            None => None,
+        };
+        if let Some(sid) = &sid {
+            // Fail closed: a session rmcp holds but nobody is recorded as
+            // owning is refused too.
+            let owner = match self.owners.get(sid) {
+                Some(o) => Some(o),
+                None if self
+                    .sessions
+                    .sessions
+                    .read()
+                    .await
+                    .contains_key(sid.as_str()) =>
+                {
+                    Some(String::new())
+                }
+                None => None,
+            };
+            if owner.as_deref().is_some_and(|o| o != agent) {
+                tracing::warn!(target: "airlock::mcp", session = %sid, caller = %agent, method = %req.method(), "session used with another agent's key; refused");
+                self.shared.metrics.http_rejected(404);
+                // The same answer as for a session that does not exist, so
+                // a key holder learns nothing about other agents' sessions.
+                return json_error(
+                    StatusCode::NOT_FOUND,
+                    "no such session for this agent; start your own session",
+                );
+            }
+            if req.method() == http::Method::GET {
+                if let Some(last) = req.headers().get("last-event-id") {
+                    let last = last.to_str().ok().filter(|l| event_id_ok(l));
+                    let Some(last) = last else {
+                        self.shared.metrics.http_rejected(400);
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            "Last-Event-ID is not an event id this server issued\n",
+                        );
+                    };
+                    // A POST stream's id: resumed from airlock's buffers,
+                    // never handed to rmcp (whose resume would take the
+                    // live stream away from the pump). A stream no longer
+                    // held gets an SSE response that ends at once, so an
+                    // EventSource stops instead of retrying the same id.
+                    // An unknown session goes on to rmcp's 404.
+                    let known = owner.is_some();
+                    if let Some((index, stream)) = replay::parse_id(last).filter(|_| known) {
+                        let live = self
+                            .replay
+                            .resume(sid, index, stream)
+                            .unwrap_or_else(replay::Live::empty);
+                        return sse(live);
+                    }
+                }
+            }
+        }
+        req.extensions_mut().insert(Caller {
+            agent: agent.clone(),
+        });
+        let resp = match self.mcp.call(req).await {
             Ok(r) => r,
             Err(never) => match never {},
+        };
+        if let Some(sid) = sid {
+            // A session's POST response stream: recorded for resumption.
+            let is_sse = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if is_sse && resp.status() == StatusCode::OK {
+                let (parts, body) = resp.into_parts();
+                return Response::from_parts(parts, self.replay.tee(sid, body).boxed());
+            }
+            return resp;
+        } else {
+            // An initialize that opened a session: record its owner before
+            // the client can learn the id.
+            if let Some(new) = resp
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                let live = self.sessions.sessions.read().await;
+                let mut owners = self.owners.0.lock().unwrap_or_else(|e| e.into_inner());
+                owners.retain(|s, _| live.contains_key(s.as_str()));
+                owners.insert(new.to_string(), agent);
+            }
         }
+        resp
     }
 }
 
@@ -333,14 +494,18 @@ impl HttpServer {
             .with_json_response(true)
             .with_cancellation_token(mcp_ct);
         let factory_shared = shared.clone();
+        let sessions = Arc::new(LocalSessionManager::default());
         let mcp = StreamableHttpService::new(
             move || Ok(Handler::http(factory_shared.clone())),
-            Arc::new(LocalSessionManager::default()),
+            sessions.clone(),
             config,
         );
         let app = App {
             shared,
             mcp,
+            sessions,
+            owners: Arc::default(),
+            replay: Arc::default(),
             opts: Arc::new(opts),
         };
         let task = tokio::spawn(accept_loop(listener, app, shutdown.clone()));
@@ -407,7 +572,29 @@ async fn accept_loop(listener: TcpListener, app: App, shutdown: CancellationToke
 
 #[cfg(test)]
 mod tests {
-    use super::{loopback_origin, origin_allowed};
+    use super::{event_id_ok, loopback_origin, origin_allowed};
+
+    #[test]
+    fn event_ids_are_what_rmcp_issues() {
+        for ok in ["0", "12/3", "0/0", "18446744073709551615/1"] {
+            assert!(event_id_ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "1/",
+            "/1",
+            "a",
+            "1/2/3",
+            "-1",
+            " 1",
+            "1 ",
+            "1/x",
+            &"9".repeat(65),
+        ] {
+            assert!(!event_id_ok(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn loopback_origins_are_exactly_loopback() {
