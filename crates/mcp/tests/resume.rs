@@ -227,7 +227,7 @@ async fn a_dropped_call_stream_resumes_with_last_event_id() {
     // The stream opens with a priming event: an id, no data, and `retry`.
     let prime = &seen[0];
     assert!(prime.id.is_some() && prime.data.is_none(), "{seen:?}");
-    assert!(prime.retry.is_some(), "{seen:?}");
+    assert_eq!(prime.retry, Some(3000), "{seen:?}");
     assert_eq!(progress_steps(&seen), vec![1.0]);
     drop(s); // the client loses the connection mid-call
 
@@ -402,6 +402,24 @@ async fn subscriptions_listen_is_method_not_found() {
     let v = r.rpc();
     assert_eq!(v["id"], json!(2), "{v}");
     assert_eq!(v["error"]["code"], json!(-32601), "{v}");
+    // Server-to-client requests would come back inside results
+    // (`resultType: "input_required"`); airlock's tools never ask the client
+    // anything, so every result is complete.
+    let r = post(
+        t.addr,
+        &[
+            h[0],
+            h[1],
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "echo"),
+        ],
+        &json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{
+            "name":"echo","arguments":{"text":"x"},"_meta": meta}}),
+    )
+    .await;
+    let v = r.rpc();
+    assert_eq!(v["result"]["resultType"], json!("complete"), "{v}");
+    assert_eq!(result_text(&v), "ci: x");
     // In a 2025-11-25 session the method does not exist either.
     let sid = open_session(t.addr, KEY_CI).await;
     let r = session_call(
