@@ -73,6 +73,7 @@ fn run_a() -> Result<()> {
     // the user namespace (unprivileged), then the network, ipc and uts
     // namespaces, the network's setup being the costliest step here.
     let root = unsafe { libc::geteuid() } == 0;
+    let launcher = unsafe { libc::getppid() };
     if !root {
         // Unprivileged: the user namespace comes first, mapping our own uid.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
@@ -107,6 +108,10 @@ fn run_a() -> Result<()> {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
             "PR_SET_PDEATHSIG".into()
         })?;
+        // A launcher that died before the line above sends no signal.
+        if libc::getppid() != launcher {
+            return Err("the launcher is gone".into());
+        }
     }
     set_rlimits(&spec)?;
     if !root {
