@@ -29,6 +29,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Events kept per stream.
 pub const STREAM_EVENTS: usize = 64;
@@ -47,8 +48,25 @@ struct Buf {
     events: VecDeque<(u64, Bytes)>,
     bytes: usize,
     finished: Option<Instant>,
-    /// The client connection currently reading this stream, if any.
-    live: Option<mpsc::Sender<Bytes>>,
+    /// The client connection currently reading this stream, if any, and
+    /// a token cancelled when another connection takes over, so the pump
+    /// never stays stuck on a client that stopped reading.
+    live: Option<Reader>,
+}
+
+#[derive(Clone)]
+struct Reader {
+    tx: mpsc::Sender<Bytes>,
+    replaced: CancellationToken,
+}
+
+impl Reader {
+    fn new(tx: mpsc::Sender<Bytes>) -> Reader {
+        Reader {
+            tx,
+            replaced: CancellationToken::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -115,7 +133,7 @@ impl Replay {
         let (tx, rx) = mpsc::channel(LIVE_QUEUE);
         let me = self.clone();
         tokio::spawn(async move {
-            let mut first = Some(tx);
+            let mut first = Some(Reader::new(tx));
             let mut key: Option<Key> = None;
             let mut pending: Vec<u8> = Vec::new();
             while let Some(frame) = upstream.frame().await {
@@ -156,7 +174,10 @@ impl Replay {
                     };
                     if let Some(live) = live {
                         // A client that left is noticed here; the pump goes on.
-                        let _ = live.send(block).await;
+                        tokio::select! {
+                            _ = live.tx.send(block) => {}
+                            _ = live.replaced.cancelled() => {}
+                        }
                     }
                 }
             }
@@ -176,7 +197,7 @@ impl Replay {
     }
 
     /// Records one event; returns where to send it.
-    fn record(&self, k: &Key, idx: u64, block: &Bytes) -> Option<mpsc::Sender<Bytes>> {
+    fn record(&self, k: &Key, idx: u64, block: &Bytes) -> Option<Reader> {
         let mut inner = self.lock();
         let b = inner.streams.get_mut(k)?;
         b.events.push_back((idx, block.clone()));
@@ -206,7 +227,9 @@ impl Replay {
         let rx = if b.finished.is_none() {
             // The new connection replaces the old one as the live reader.
             let (tx, rx) = mpsc::channel(LIVE_QUEUE);
-            b.live = Some(tx);
+            if let Some(old) = b.live.replace(Reader::new(tx)) {
+                old.replaced.cancel();
+            }
             Some(rx)
         } else {
             None
@@ -322,5 +345,60 @@ mod tests {
         assert_eq!(got, ev(1, 1, &big));
         let inner = replay.lock();
         assert_eq!(inner.streams.values().next().unwrap().events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_does_not_stall_the_next_one() {
+        let replay = Arc::new(Replay::default());
+        let (up_tx, up_rx) = mpsc::channel::<Bytes>(1);
+        let upstream = Live {
+            replay: VecDeque::new(),
+            rx: Some(up_rx),
+        };
+        let stuck = replay.tee("s".into(), upstream); // held, never read
+        let n = LIVE_QUEUE as u64 + 10;
+        let feed = tokio::spawn(async move {
+            for i in 0..n {
+                up_tx.send(Bytes::from(ev(i, 2, "z"))).await.unwrap();
+            }
+            up_tx
+        });
+        // The pump fills the stuck reader's queue and waits on it.
+        let recorded = || {
+            replay
+                .lock()
+                .streams
+                .values()
+                .filter_map(|b| b.events.back().map(|(i, _)| *i))
+                .max()
+        };
+        for _ in 0..500 {
+            if recorded() >= Some(LIVE_QUEUE as u64) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(recorded(), Some(LIVE_QUEUE as u64));
+        assert!(!feed.is_finished());
+        // Recorded so far: the 64 queued events and the one the pump holds.
+        let held = LIVE_QUEUE as u64;
+        let next = replay.resume("s", held - 2, 2).unwrap();
+        let up_tx = tokio::time::timeout(Duration::from_secs(5), feed)
+            .await
+            .expect("the pump moved on to the new reader")
+            .unwrap();
+        up_tx.send(Bytes::from(ev(n, 2, "last"))).await.unwrap();
+        drop(up_tx);
+        let got = tokio::time::timeout(Duration::from_secs(5), drain(next))
+            .await
+            .unwrap();
+        // From just after the id resumed from, each event once, in order.
+        let want: String = (held - 1..n)
+            .map(|i| ev(i, 2, "z"))
+            .chain([ev(n, 2, "last")])
+            .collect();
+        assert_eq!(got, want);
+        drop(stuck);
     }
 }
