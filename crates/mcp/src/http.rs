@@ -44,6 +44,12 @@ use crate::state::Shared;
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// The `retry` of each stream's priming event: how long a client that lost
+/// a stream waits before resuming it. rmcp's default is 3 s; a second is
+/// plenty for a loopback or tunnel reconnect and keeps a resumed call
+/// from looking stalled.
+pub const SSE_RETRY: Duration = Duration::from_secs(1);
+
 /// The longest `Last-Event-ID` looked at; rmcp's ids are two integers.
 const MAX_EVENT_ID: usize = 64;
 
@@ -492,9 +498,13 @@ impl HttpServer {
             // (progress events flushed as sent, then the result). Requests in
             // a 2025-11-25 session always get an SSE stream.
             .with_json_response(true)
+            .with_sse_retry(Some(SSE_RETRY))
             .with_cancellation_token(mcp_ct);
         let factory_shared = shared.clone();
-        let sessions = Arc::new(LocalSessionManager::default());
+        let mut manager = LocalSessionManager::default();
+        // POST streams get their priming event from the session layer.
+        manager.session_config.sse_retry = Some(SSE_RETRY);
+        let sessions = Arc::new(manager);
         let mcp = StreamableHttpService::new(
             move || Ok(Handler::http(factory_shared.clone())),
             sessions.clone(),

@@ -227,7 +227,7 @@ async fn a_dropped_call_stream_resumes_with_last_event_id() {
     // The stream opens with a priming event: an id, no data, and `retry`.
     let prime = &seen[0];
     assert!(prime.id.is_some() && prime.data.is_none(), "{seen:?}");
-    assert_eq!(prime.retry, Some(3000), "{seen:?}");
+    assert_eq!(prime.retry, Some(1000), "{seen:?}");
     assert_eq!(progress_steps(&seen), vec![1.0]);
     drop(s); // the client loses the connection mid-call
 
@@ -434,4 +434,153 @@ async fn subscriptions_listen_is_method_not_found() {
     let v = r.rpc();
     assert!(v.get("error").is_some(), "{v}");
     t.server.shutdown().await;
+}
+
+/// A TCP relay that cuts the first connection on which the server sends a
+/// progress event, right after relaying it, and notes whether a client
+/// later sent `Last-Event-ID`.
+struct Cutter {
+    addr: SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    resumed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn cutter(upstream: SocketAddr) -> Cutter {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let resumed = Arc::new(AtomicBool::new(false));
+    let (c2, r2) = (cut.clone(), resumed.clone());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = l.accept().await {
+            let Ok(server) = TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let (cut, resumed) = (c2.clone(), r2.clone());
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let up = tokio::spawn(async move {
+                    let mut buf = [0u8; 8192];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if String::from_utf8_lossy(&buf[..n])
+                            .to_ascii_lowercase()
+                            .contains("last-event-id:")
+                        {
+                            resumed.store(true, SeqCst);
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = sr.read(&mut buf).await {
+                    if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    if String::from_utf8_lossy(&buf[..n]).contains("notifications/progress")
+                        && !cut.swap(true, SeqCst)
+                    {
+                        break; // drop both directions: the connection is lost
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    Cutter { addr, cut, resumed }
+}
+
+/// Runs an SDK client through the relay on one progress call and checks
+/// that it resumed on its own and saw every step once and the result.
+async fn sdk_resumes(env: &str, program: &str, script: &[&str]) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let t = start(env, HttpOptions::default()).await;
+    let c = cutter(t.addr).await;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
+    let url = format!("http://{}/mcp", c.addr);
+    let mut args: Vec<&str> = vec![script[0], "http", &url, KEY_CI];
+    args.extend_from_slice(&script[1..]);
+    let mut child = tokio::process::Command::new(program)
+        .args(&args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let calls = json!([{"name": "echo", "args": {"text": "steps"}, "progress": true}]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(calls.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the client finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{program}: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert!(
+        c.cut.load(SeqCst),
+        "{program}: the relay never cut a stream"
+    );
+    assert!(
+        c.resumed.load(SeqCst),
+        "{program}: the SDK did not resume: {v}"
+    );
+    let call = &v["calls"][0];
+    assert_eq!(call[1], json!("ci: steps"), "{program}: {v}");
+    let steps: Vec<f64> = call[2]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    assert_eq!(steps, vec![1.0, 2.0, 3.0], "{program}: {v}");
+    assert_eq!(
+        t.audit.0.lock().unwrap().len(),
+        1,
+        "{program}: the call ran once"
+    );
+    t.server.shutdown().await;
+}
+
+fn missing(what: &str) -> bool {
+    if std::env::var_os("AIRLOCK_REQUIRE_SDKS").is_some() {
+        panic!("{what} is required under AIRLOCK_REQUIRE_SDKS (run scripts/setup.sh)");
+    }
+    eprintln!("skipped: {what} not installed");
+    true
+}
+
+/// The official SDKs (Python `mcp` in 2025-11-25 mode, TypeScript
+/// `@modelcontextprotocol/sdk`) lose their call's stream after the first
+/// progress event, resume on their own with `Last-Event-ID`, and get every
+/// step once and the result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_clients_resume_a_cut_stream() {
+    let py = std::process::Command::new("python3")
+        .args(["-c", "import mcp, httpx2"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if py || !missing("python3 module `mcp` (PyPI mcp 2.x)") {
+        sdk_resumes("AIRLOCK_T_RESUME_5", "python3", &["client.py", "legacy"]).await;
+    }
+    let ts = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk/node_modules/@modelcontextprotocol/sdk")
+        .exists();
+    if ts || !missing("npm @modelcontextprotocol/sdk in crates/mcp/tests/sdk") {
+        sdk_resumes("AIRLOCK_T_RESUME_6", "node", &["client.mjs"]).await;
+    }
 }
