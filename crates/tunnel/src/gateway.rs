@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -17,7 +17,6 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::client::conn::http2::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::CertificateDer;
@@ -98,8 +97,19 @@ struct LinkSlot {
     id: u64,
     connector: String,
     index: u32,
-    sender: SendRequest<Body>,
+    /// The link's HTTP/2 client handle, driven with `h2` directly from each
+    /// agent request's own task: hyper's client would add a task per request
+    /// and a channel hop each way (see docs/tunnel.md, Performance).
+    sender: h2::client::SendRequest<Bytes>,
+    /// Set once the link refused a new stream (GOAWAY, closed) or ended.
+    closed: AtomicBool,
     inflight: AtomicUsize,
+}
+
+impl LinkSlot {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
 }
 
 struct Shared {
@@ -218,10 +228,7 @@ fn links_up(shared: &Shared) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     if let Ok(l) = shared.links.lock() {
         for (t, v) in l.iter() {
-            out.insert(
-                t.clone(),
-                v.iter().filter(|s| !s.sender.is_closed()).count(),
-            );
+            out.insert(t.clone(), v.iter().filter(|s| !s.is_closed()).count());
         }
     }
     out
@@ -396,21 +403,28 @@ async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Re
     )
     .await?;
 
-    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(shared.opts.ping_interval)
-        .keep_alive_timeout(shared.opts.ping_timeout)
-        .keep_alive_while_idle(true)
-        .initial_stream_window_size(1 << 20)
+    // The same settings hyper's client used here (its defaults for what is
+    // not set): 1 MiB per stream, 8 MiB per link, 64 KiB frames, no push.
+    let (sender, mut conn) = h2::client::Builder::new()
+        .initial_window_size(1 << 20)
         .initial_connection_window_size(8 << 20)
         .max_frame_size(64 << 10)
-        .handshake::<_, Body>(TokioIo::new(tls))
-        .await?;
+        .max_header_list_size(16 << 10)
+        .max_send_buffer_size(1 << 20)
+        .initial_max_send_streams(100)
+        .enable_push(false)
+        .handshake::<_, Bytes>(tls)
+        .await
+        .map_err(h2_error)?;
+    let pings = conn
+        .ping_pong()
+        .ok_or_else(|| Error::Protocol("HTTP/2 keep-alive unavailable".into()))?;
     let slot = Arc::new(LinkSlot {
         id,
         connector: hello.connector.clone(),
         index: hello.link,
         sender,
+        closed: AtomicBool::new(false),
         inflight: AtomicUsize::new(0),
     });
     let replaced = {
@@ -437,7 +451,11 @@ async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Re
         peer,
         &format!("link {id}"),
     );
-    let res = conn.await;
+    let res = tokio::select! {
+        r = conn => r.map_err(h2_error),
+        r = keep_alive(pings, shared.opts.ping_interval, shared.opts.ping_timeout) => r,
+    };
+    slot_closed(&shared, &hello.tunnel, id);
     if let Ok(mut links) = shared.links.lock() {
         if let Some(v) = links.get_mut(&hello.tunnel) {
             v.retain(|s| s.id != id);
@@ -457,6 +475,37 @@ async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Re
         &detail,
     );
     Ok(())
+}
+
+fn h2_error(e: h2::Error) -> Error {
+    Error::Protocol(format!("HTTP/2: {e}"))
+}
+
+fn slot_closed(shared: &Shared, tunnel: &str, id: u64) {
+    if let Ok(links) = shared.links.lock() {
+        for s in links.get(tunnel).into_iter().flatten() {
+            if s.id == id {
+                s.closed.store(true, Relaxed);
+            }
+        }
+    }
+}
+
+/// PINGs the connector every `every`, busy or idle; a PONG not back within
+/// `timeout` ends the link (a silent cut is noticed within both).
+async fn keep_alive(
+    mut pings: h2::PingPong,
+    every: Duration,
+    timeout: Duration,
+) -> Result<(), Error> {
+    loop {
+        tokio::time::sleep(every).await;
+        match tokio::time::timeout(timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(e)) => return Err(h2_error(e)),
+            Err(_) => return Err(Error::Protocol("keep-alive ping timed out".into())),
+        }
+    }
 }
 
 fn authenticate_link(
@@ -697,7 +746,7 @@ fn tunnel_active(shared: &Shared, tunnel: &str) -> bool {
 fn pick_link(shared: &Shared, tunnel: &str, exclude: &[u64]) -> Option<Arc<LinkSlot>> {
     let mut links = shared.links.lock().ok()?;
     let v = links.get_mut(tunnel)?;
-    v.retain(|s| !s.sender.is_closed());
+    v.retain(|s| !s.is_closed());
     v.iter()
         .filter(|s| !exclude.contains(&s.id))
         .min_by_key(|s| s.inflight.load(Relaxed))
@@ -889,9 +938,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         Ok(u) => u,
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
-    let mut out = Request::new(full(body.clone()));
-    *out.method_mut() = parts.method.clone();
-    *out.uri_mut() = uri;
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + 2);
     for (name, value) in parts.headers.iter() {
         if is_hop_header(name)
             || name == "airlock-key"
@@ -902,24 +949,39 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         {
             continue;
         }
-        out.headers_mut().append(name.clone(), value.clone());
+        headers.append(name.clone(), value.clone());
     }
     if let Ok(v) = HeaderValue::from_str(&assertion) {
-        out.headers_mut().insert(airlock_identity::HEADER, v);
+        headers.insert(airlock_identity::HEADER, v);
     }
     if let Ok(v) = HeaderValue::from_str(&rid) {
-        out.headers_mut().insert("airlock-request-id", v);
+        headers.insert("airlock-request-id", v);
     }
+    let head = |headers: http::HeaderMap| {
+        let mut r = Request::new(());
+        *r.method_mut() = parts.method.clone();
+        *r.uri_mut() = uri.clone();
+        *r.headers_mut() = headers;
+        r
+    };
     shared
         .metrics
         .bytes_up
         .fetch_add(body.len() as u64, Relaxed);
 
-    // A request the link never accepted comes back from hyper and may go
-    // to another link; once written it is never retried, because the
+    // A request the link never accepted (closed, or GOAWAY: draining) may
+    // go to another link; once on the wire it is never retried, because the
     // upstream may already have acted on it.
     let mut tried: Vec<u64> = Vec::new();
-    let mut out = out;
+    let link_failed = |e: &dyn std::fmt::Display, link: u64| {
+        shared.metrics.link_failures_midstream.fetch_add(1, Relaxed);
+        emit(shared, routed(StatusCode::BAD_GATEWAY));
+        tracing::warn!(target: "airlock::tunnel", %tunnel, route = %route_name, request = %rid, link, %e, "link failed before the response");
+        match &rpc_id {
+            Some(id) => rpc_error(StatusCode::BAD_GATEWAY, id, "airlock: the tunnel link failed before the response; the request's outcome is unknown"),
+            None => text(StatusCode::BAD_GATEWAY, "tunnel link failed before the response\n"),
+        }
+    };
     let (guard, resp) = loop {
         let Some(slot) = pick_link(shared, &tunnel, &tried) else {
             let mut r = match &rpc_id {
@@ -938,23 +1000,37 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         slot.inflight.fetch_add(1, Relaxed);
         let guard = Inflight(slot.clone());
         let mut sender = slot.sender.clone();
-        match sender.try_send_request(out).await {
-            Ok(r) => break (guard, r),
-            Err(mut e) => {
-                if let Some(req) = e.take_message() {
-                    tried.push(slot.id);
-                    out = req;
-                    continue;
-                }
-                shared.metrics.link_failures_midstream.fetch_add(1, Relaxed);
-                emit(shared, routed(StatusCode::BAD_GATEWAY));
-                let e = e.error();
-                tracing::warn!(target: "airlock::tunnel", %tunnel, route = %route_name, request = %rid, link = slot.id, %e, "link failed before the response");
-                return match &rpc_id {
-                    Some(id) => rpc_error(StatusCode::BAD_GATEWAY, id, "airlock: the tunnel link failed before the response; the request's outcome is unknown"),
-                    None => text(StatusCode::BAD_GATEWAY, "tunnel link failed before the response\n"),
-                };
+        // A fresh handle has no stream pending, so this only reports a
+        // link that is closed or going away.
+        if std::future::poll_fn(|cx| sender.poll_ready(cx))
+            .await
+            .is_err()
+        {
+            slot.closed.store(true, Relaxed);
+            tried.push(slot.id);
+            continue;
+        }
+        // A copy: a refused request may go to another link.
+        let (fut, mut send) = match sender.send_request(head(headers.clone()), body.is_empty()) {
+            Ok(x) => x,
+            Err(e) if e.is_go_away() || e.is_io() || e.reason().is_some() => {
+                // Refused before a stream existed: nothing was sent.
+                slot.closed.store(true, Relaxed);
+                tried.push(slot.id);
+                continue;
             }
+            Err(e) => return link_failed(&e, slot.id),
+        };
+        // The body is already in memory (at most max_body): h2 queues what
+        // the stream window does not take yet and sends it as credit comes.
+        if !body.is_empty() {
+            if let Err(e) = send.send_data(body.clone(), true) {
+                return link_failed(&e, slot.id);
+            }
+        }
+        match fut.await {
+            Ok(r) => break (guard, r),
+            Err(e) => return link_failed(&e, slot.id),
         }
     };
     tracing::debug!(target: "airlock::tunnel", agent = %grant.agent, %tunnel, route = %route_name, request = %rid, status = resp.status().as_u16(), "routed");
@@ -971,8 +1047,18 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
             .headers
             .insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
+    let len = rparts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let body = Relay {
-        inner: rbody,
+        inner: LinkBody {
+            recv: rbody,
+            data_done: false,
+            done: false,
+            len,
+        },
         sse,
         rpc_id,
         failed: false,
@@ -1026,10 +1112,78 @@ impl Drop for Inflight {
     }
 }
 
+/// A response body read straight off its link stream, in the agent
+/// request's own task. Each chunk's flow-control credit goes back as it is
+/// handed on, so at most a stream window is ever buffered.
+struct LinkBody {
+    recv: h2::RecvStream,
+    data_done: bool,
+    done: bool,
+    /// What `Content-Length` says is left, for the agent side's framing.
+    len: Option<u64>,
+}
+
+impl http_body::Body for LinkBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if !self.data_done {
+            match std::task::ready!(self.recv.poll_data(cx)) {
+                Some(Ok(d)) => {
+                    let _ = self.recv.flow_control().release_capacity(d.len());
+                    self.len = self.len.map(|n| n.saturating_sub(d.len() as u64));
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                // A reset that only says "stop" ends the body cleanly (as
+                // hyper's client did); any other is a failure.
+                Some(Err(e))
+                    if matches!(e.reason(), Some(h2::Reason::NO_ERROR | h2::Reason::CANCEL)) =>
+                {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => self.data_done = true,
+            }
+        }
+        let r = std::task::ready!(self.recv.poll_trailers(cx));
+        self.done = true;
+        match r {
+            Ok(Some(t)) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
+            Ok(None) => Poll::Ready(None),
+            Err(e) if matches!(e.reason(), Some(h2::Reason::NO_ERROR | h2::Reason::CANCEL)) => {
+                Poll::Ready(None)
+            }
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.recv.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.len {
+            Some(n) if !self.data_done => http_body::SizeHint::with_exact(n),
+            _ => http_body::SizeHint::default(),
+        }
+    }
+}
+
 /// Streams the connector's response frame by frame (never buffered). If the
 /// link dies mid-stream an SSE response ends with a JSON-RPC error event.
 struct Relay {
-    inner: Incoming,
+    inner: LinkBody,
     sse: bool,
     rpc_id: Option<serde_json::Value>,
     failed: bool,
