@@ -5,6 +5,7 @@
 //! that the byte stream is HTTP/2 with the gateway as client. A frame is a
 //! 4-byte big-endian length then that many bytes, at most [`MAX_FRAME`].
 
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -79,10 +80,11 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
 /// exists only while bytes are waiting: an idle link holds none.
 pub struct ReadAhead<T> {
     inner: T,
-    /// `READ_AHEAD` bytes while reading, empty while idle.
-    buf: Vec<u8>,
+    /// Up to `READ_AHEAD` bytes while reading, no allocation while idle.
+    /// `BytesMut` so a read lands in uninitialised capacity: zeroing 64 KiB
+    /// for every burst cost more than the read (memset in the profile).
+    buf: BytesMut,
     pos: usize,
-    end: usize,
 }
 
 /// Largest single read from a link socket.
@@ -92,9 +94,8 @@ impl<T> ReadAhead<T> {
     pub fn new(inner: T) -> ReadAhead<T> {
         ReadAhead {
             inner,
-            buf: Vec::new(),
+            buf: BytesMut::new(),
             pos: 0,
-            end: 0,
         }
     }
 
@@ -103,9 +104,8 @@ impl<T> ReadAhead<T> {
     }
 
     fn release(&mut self) {
-        self.buf = Vec::new();
+        self.buf = BytesMut::new();
         self.pos = 0;
-        self.end = 0;
     }
 }
 
@@ -117,21 +117,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
     ) -> std::task::Poll<std::io::Result<()>> {
         use std::task::Poll;
         let this = &mut *self;
-        if this.pos == this.end {
+        if this.pos == this.buf.len() {
             // A caller that asks for a lot reads straight into its buffer.
             if dst.remaining() >= READ_AHEAD {
                 this.release();
                 return std::pin::Pin::new(&mut this.inner).poll_read(cx, dst);
             }
-            if this.buf.is_empty() {
-                this.buf = vec![0; READ_AHEAD];
+            if this.buf.capacity() < READ_AHEAD {
+                this.buf = BytesMut::with_capacity(READ_AHEAD);
             }
-            let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
-            match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    this.pos = 0;
-                    this.end = n;
+            this.buf.clear();
+            this.pos = 0;
+            match tokio_util::io::poll_read_buf(
+                std::pin::Pin::new(&mut this.inner),
+                cx,
+                &mut this.buf,
+            ) {
+                Poll::Ready(Ok(n)) => {
                     if n == 0 {
                         this.release();
                         return Poll::Ready(Ok(())); // EOF
@@ -140,11 +142,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
                 other => {
                     // Nothing waiting (or an error): hold no buffer.
                     this.release();
-                    return other;
+                    return other.map_ok(|_| ());
                 }
             }
         }
-        let n = dst.remaining().min(this.end - this.pos);
+        let n = dst.remaining().min(this.buf.len() - this.pos);
         dst.put_slice(&this.buf[this.pos..this.pos + n]);
         this.pos += n;
         Poll::Ready(Ok(()))
