@@ -219,3 +219,52 @@ Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
     }
     let _ = up.kill();
 }
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // The fields after the command name (which may hold spaces): state, ppid.
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            v.push(p);
+        }
+    }
+    v
+}
+
+#[test]
+fn a_killed_up_takes_its_mcp_server_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, _port, _key) = start_up(dir.path());
+    let kids = children(up.id());
+    assert!(
+        !kids.is_empty(),
+        "airlock up runs its MCP server as a child process"
+    );
+    up.kill().unwrap(); // SIGKILL: no orderly shutdown, no kill_on_drop
+    up.wait().unwrap();
+    let t = Instant::now();
+    // A zombie waiting for a reaper that is slow (or absent in a container)
+    // has ended all the same.
+    let alive = |p: &u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .is_ok_and(|s| !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+    };
+    while kids.iter().any(alive) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still running after airlock up was killed: {kids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
