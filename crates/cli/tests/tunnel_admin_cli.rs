@@ -335,6 +335,33 @@ fn admin_api_changes_the_running_gateway_at_once_and_is_audited() {
         b["error"].as_str().unwrap().contains("already exists"),
         "{b}"
     );
+    // A leaf certificate is not a CA: refused by the API and the CLI alike,
+    // and nothing is created.
+    let leaf = std::fs::read_to_string(dir.join("connector.pem")).unwrap();
+    for (path, body) in [
+        (
+            "/v1/tunnels",
+            serde_json::json!({"name": "leafy", "cas": [leaf]}),
+        ),
+        ("/v1/tunnels/corp/cas", serde_json::json!({"ca": leaf})),
+    ] {
+        let (s, b) = admin_req(admin_addr, "POST", path, &body.to_string());
+        assert_eq!(s, 400, "{path}: {b}");
+        assert!(
+            b["error"].as_str().unwrap().contains("is not a CA"),
+            "{path}: {b}"
+        );
+    }
+    let o = bin()
+        .args(["tunnel", "create", "leafy", "--ca"])
+        .arg(dir.join("connector.pem"))
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("is not a CA"), "{e}");
+    assert!(!file(&state, &["tunnel", "list"]).contains("leafy"));
     let add = serde_json::json!({"ca": pem}).to_string();
     assert_eq!(
         admin_req(admin_addr, "POST", "/v1/tunnels/corp/cas", &add).0,

@@ -97,3 +97,112 @@ impl Ca {
         })
     }
 }
+
+/// Checks that `pem` holds only certificates fit to be a tunnel's CA:
+/// parseable, basicConstraints CA:TRUE, keyCertSign when a keyUsage is
+/// present, and valid at `now`. A leaf given by mistake would otherwise be
+/// stored and only show up later as every connector failing its handshake.
+/// Used by `airlock tunnel create/add-ca` (through the state store) and the
+/// admin API alike.
+pub fn check_ca_pem(pem: &[u8], now: std::time::SystemTime) -> Result<(), Error> {
+    let certs = crate::tls::certs_from_pem(pem, "CA certificate")?;
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for (i, der) in certs.iter().enumerate() {
+        let which = if certs.len() == 1 {
+            "CA certificate".to_string()
+        } else {
+            format!("CA certificate {} of {}", i + 1, certs.len())
+        };
+        let (rest, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| Error::Tls(format!("{which}: cannot parse it as X.509: {e}")))?;
+        if !rest.is_empty() {
+            return Err(Error::Tls(format!(
+                "{which}: trailing bytes after the certificate"
+            )));
+        }
+        let which = format!("{which} ({})", cert.subject());
+        let is_ca = cert
+            .basic_constraints()
+            .map_err(|e| Error::Tls(format!("{which}: bad basicConstraints: {e}")))?
+            .is_some_and(|b| b.value.ca);
+        if !is_ca {
+            return Err(Error::Tls(format!(
+                "{which} is not a CA (basicConstraints CA:TRUE missing); this looks like a \
+                 leaf certificate: pass the CA that signs the connectors' certificates \
+                 (tunnel-ca.pem from `airlock tunnel certs`)"
+            )));
+        }
+        let ku = cert
+            .key_usage()
+            .map_err(|e| Error::Tls(format!("{which}: bad keyUsage: {e}")))?;
+        if ku.is_some_and(|k| !k.value.key_cert_sign()) {
+            return Err(Error::Tls(format!(
+                "{which}: its keyUsage does not allow keyCertSign, so it cannot sign \
+                 connector certificates"
+            )));
+        }
+        let v = cert.validity();
+        if now < v.not_before.timestamp() {
+            return Err(Error::Tls(format!(
+                "{which} is not valid yet (from {})",
+                v.not_before
+            )));
+        }
+        if now > v.not_after.timestamp() {
+            return Err(Error::Tls(format!("{which} expired on {}", v.not_after)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn self_signed(p: CertificateParams) -> String {
+        let key = KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn only_current_signing_cas_pass() {
+        let now = SystemTime::now();
+        let ca = Ca::generate("tunnel ca").unwrap();
+        check_ca_pem(ca.pem().cert.as_bytes(), now).unwrap();
+
+        let leaf = ca.issue_client("conn").unwrap().cert;
+        let e = check_ca_pem(leaf.as_bytes(), now).unwrap_err().to_string();
+        assert!(e.contains("is not a CA") && e.contains("CN=conn"), "{e}");
+        // A bundle is judged certificate by certificate.
+        let both = format!("{}{leaf}", ca.pem().cert);
+        let e = check_ca_pem(both.as_bytes(), now).unwrap_err().to_string();
+        assert!(e.contains("CA certificate 2 of 2"), "{e}");
+
+        let mut p = ca_params("no sign").unwrap();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let e = check_ca_pem(self_signed(p).as_bytes(), now).unwrap_err();
+        assert!(e.to_string().contains("keyCertSign"), "{e}");
+
+        // Validity is judged at `now`: rcgen's default runs from 1975, so a
+        // day after the epoch the same CA is not valid yet.
+        let mut p = ca_params("old").unwrap();
+        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        let e = check_ca_pem(self_signed(p).as_bytes(), now).unwrap_err();
+        assert!(e.to_string().contains("expired on"), "{e}");
+        let early = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400);
+        let e = check_ca_pem(ca.pem().cert.as_bytes(), early).unwrap_err();
+        assert!(e.to_string().contains("not valid yet"), "{e}");
+
+        let e = check_ca_pem(b"not a pem", now).unwrap_err().to_string();
+        assert!(e.contains("no certificate found"), "{e}");
+        let junk = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let e = check_ca_pem(junk.as_bytes(), now).unwrap_err().to_string();
+        assert!(e.contains("cannot parse it as X.509"), "{e}");
+    }
+}

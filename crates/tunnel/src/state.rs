@@ -220,7 +220,7 @@ impl State {
             )));
         }
         for pem in ca_pems {
-            crate::tls::certs_from_pem(pem, "CA certificate")?;
+            crate::certs::check_ca_pem(pem, std::time::SystemTime::now())?;
         }
         let token = format!("alt_{}", random_b64(32)?);
         let t = now();
@@ -259,7 +259,7 @@ impl State {
 
     /// Adds a CA (rotation); refuses a third active one.
     pub fn add_ca(&mut self, tunnel: &str, pem: &[u8]) -> Result<(), Error> {
-        crate::tls::certs_from_pem(pem, "CA certificate")?;
+        crate::certs::check_ca_pem(pem, std::time::SystemTime::now())?;
         self.require_active(tunnel)?;
         let n: i64 = self
             .db
