@@ -362,14 +362,24 @@ impl ToolImpl for HttpTool {
         // echo them: the header value and each secret it was built from.
         let mut secrets: Vec<Zeroizing<String>> = Vec::new();
         if let Some((header, secret)) = &self.auth {
-            let unavailable = |e: &dyn std::fmt::Display| {
-                tracing::warn!(tool = %self.name, error = %e, "credential unavailable");
+            // The agent hears only that the credential is missing; the
+            // operator's log names the tool and the reference to fix (the
+            // reference, `${env:NAME}` or `${file:PATH}`, never a value).
+            let unavailable = |r: &dyn std::fmt::Display, e: &dyn std::fmt::Display| {
+                tracing::warn!(
+                    tool = %self.name,
+                    secret = %r,
+                    error = %e,
+                    "tool `{}`: its credential {r} is not available ({e}); the call failed",
+                    self.name
+                );
                 ToolError::failed("this tool's credential is not available; tell the operator")
             };
-            let value = secret.resolve().map_err(|e| unavailable(&e))?;
+            // Each reference on its own first, so the log can say which.
             for r in secret.refs() {
-                secrets.push(resolve_ref(&r).map_err(|e| unavailable(&e))?);
+                secrets.push(resolve_ref(&r).map_err(|e| unavailable(&r, &e))?);
             }
+            let value = secret.resolve().map_err(|e| unavailable(secret, &e))?;
             secrets.push(Zeroizing::new(value.expose().to_string()));
             let mut hv = HeaderValue::from_str(value.expose()).map_err(|_| {
                 ToolError::failed(
