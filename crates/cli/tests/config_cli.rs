@@ -104,6 +104,31 @@ fn exit_codes_and_formats() {
     assert_eq!(v["valid"], false);
 }
 
+/// `worker:` loads (a file written for a later version still checks) but
+/// nothing reads it: `config check` says so in a note, not an error.
+#[test]
+fn the_reserved_worker_section_gets_a_note() {
+    let d = dir("worker-note");
+    let with = write(
+        &d,
+        "with.yaml",
+        "version: 1\nworker: { environment_id: e, api_key: \"${env:AIRLOCK_T_UNUSED}\" }\n",
+    );
+    let without = write(&d, "without.yaml", "version: 1\n");
+    let out = airlock(&["check", "--no-secrets", &with], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("note: the `worker:` section is reserved")
+            && err.contains("unused by this version")
+            && !err.contains("error"),
+        "{err}"
+    );
+    let out = airlock(&["check", &without], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("note:"), "{}", text(&out));
+}
+
 #[test]
 fn schema_is_json_schema_of_every_section() {
     let out = airlock(&["schema"], &[]);

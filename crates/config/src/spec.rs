@@ -167,7 +167,7 @@ pub static ROOT: Obj = Obj {
         opt(
             "worker",
             Ty::Obj(&WORKER),
-            "The self-hosted environment worker (`airlock worker`).",
+            "Reserved for the self-hosted environment worker; not used by this version (`airlock config check` notes it).",
         ),
     ],
 };
@@ -641,7 +641,7 @@ pub static ROUTE_OPTIONS: &[Field] = &[opt(
 
 pub static WORKER: Obj = Obj {
     path: "worker",
-    doc: "The Claude Managed Agents self-hosted environment worker.",
+    doc: "Reserved for the Claude Managed Agents self-hosted environment worker; not used by this version. The section is checked so a file written for a later version still loads, but no command reads it.",
     fields: &[
         def(
             "api_url",

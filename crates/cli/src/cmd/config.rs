@@ -107,6 +107,15 @@ fn check(file: &std::path::Path, format: Format, no_secrets: bool) -> ExitCode {
         }
         (Format::Json, Err(d)) => println!("{}", d.to_json()),
     }
+    // A note, not an error: the section is valid, it just does nothing yet,
+    // and an operator who wrote it should not think a worker is running.
+    if let (Format::Human, Ok(c)) = (format, &result) {
+        if c.worker.is_some() {
+            eprintln!(
+                "{name}: note: the `worker:` section is reserved for the self-hosted environment worker and unused by this version"
+            );
+        }
+    }
     if result.is_ok() {
         ExitCode::SUCCESS
     } else {
