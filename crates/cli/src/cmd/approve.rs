@@ -52,7 +52,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = ApprovalStore::open(&path)?;
     let mut out = std::io::stdout().lock();
     if args.list {
-        for r in store.list()? {
+        let all = store.list()?;
+        let pending = all
+            .iter()
+            .filter(|r| matches!(r.status, ApprovalStatus::Pending))
+            .count();
+        for r in all {
             writeln!(
                 out,
                 "{}  {:<8}  agent={}  tool={}  args={}",
@@ -62,6 +67,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 r.tool,
                 r.args
             )?;
+        }
+        // Silence would leave the operator wondering whether the file is the
+        // server's; stderr, so the rows on stdout stay the only thing a
+        // script parses.
+        if pending == 0 {
+            eprintln!("no pending approval requests ({})", path.display());
         }
         return Ok(ExitCode::SUCCESS);
     }
