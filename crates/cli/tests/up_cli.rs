@@ -47,6 +47,14 @@ fn start_up(dir: &std::path::Path) -> (std::process::Child, u16, String) {
         if let Some(k) = l.strip_prefix("agent key: ") {
             key = k.to_string();
         }
+        if l.starts_with("airlock is up:") {
+            // The count is "N of M" against the configured links (2), never
+            // a bare count that reads as the whole.
+            assert!(
+                l.ends_with(" of 2 links up.") && !l.contains(" 0 of "),
+                "{l}"
+            );
+        }
         if l.contains("claude mcp add --transport http airlock-tools") {
             break;
         }

@@ -130,9 +130,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let mut o = ConnectorOptions::new(format!("localhost:{}", gw.tunnel_addr.port()), TUNNEL.into(), token, ca, cert, ckey);
         o.name = "airlock-up".into();
         o.routes = routes.clone();
+        let want = o.links as usize;
         let mut c = Connector::start(o).context("starting the connector")?;
         c.wait_links(1).await;
-        println!("airlock is up: gateway on http://{} (localhost only), {} link(s).", gw.agent_addr, c.links_up());
+        // One link serves; give the others a moment (a restart often has
+        // the second still handshaking) so the count is not misleading,
+        // and say "N of M" when they are still not all up.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.wait_links(want)).await;
+        println!("airlock is up: gateway on http://{} (localhost only), {} of {want} links up.", gw.agent_addr, c.links_up());
         println!("agent key: {key}");
         for name in routes.keys() {
             let url = format!("http://{}/t/{TUNNEL}/{name}", gw.agent_addr);
