@@ -252,7 +252,7 @@ fn up_serves_a_stdio_route_on_localhost() {
     let srv = dir.join("srv.py");
     std::fs::write(
         &srv,
-        "import sys, json\nfor line in sys.stdin:\n    m = json.loads(line)\n    if 'id' in m:\n        print(json.dumps({'jsonrpc':'2.0','id':m['id'],'result':{'tools':[]}}), flush=True)\n",
+        "import sys, json\nfor line in sys.stdin:\n    m = json.loads(line)\n    if 'id' in m:\n        print(json.dumps({'jsonrpc':'2.0','id':m['id'],'result':{'tools':[]}}), flush=True)\n# A server that outlives its stdin: only a signal ends it.\nimport time\ntime.sleep(60)\n",
     )
     .unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
@@ -271,6 +271,7 @@ fn up_serves_a_stdio_route_on_localhost() {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(c.stdout.take().unwrap());
+    let up_pid = c.id();
     let _kill = Kill(c);
     let mut key = String::new();
     let mut claude = String::new();
@@ -308,5 +309,34 @@ fn up_serves_a_stdio_route_on_localhost() {
         resp.contains(r#""id":9"#) && resp.contains(r#""tools":[]"#),
         "{resp}"
     );
+    // A SIGKILLed `up` takes the stdio server it spawned with it.
+    let server = running_with_arg(&srv.display().to_string());
+    assert!(!server.is_empty(), "the stdio server runs");
+    unsafe { libc::kill(up_pid as i32, libc::SIGKILL) };
+    let t = std::time::Instant::now();
+    while !running_with_arg(&srv.display().to_string()).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the stdio server outlived airlock up: {server:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Live (not zombie) processes with `arg` in their command line.
+fn running_with_arg(arg: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        let zombie = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
+        if !zombie && cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
+            v.push(p);
+        }
+    }
+    v
 }
