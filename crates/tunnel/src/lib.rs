@@ -21,6 +21,7 @@ mod origin;
 pub mod paths;
 pub mod state;
 mod stdio;
+pub use stdio::die_with_parent;
 pub mod tls;
 mod upstream;
 

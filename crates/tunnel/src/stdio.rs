@@ -114,23 +114,7 @@ impl StdioRoute {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        // kill_on_drop covers an orderly exit; a SIGKILLed connector must
-        // not leave the servers it spawned running. The signal follows the
-        // spawning thread: a runtime worker, which lives as long as the
-        // process.
-        let parent = std::process::id() as libc::pid_t;
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died before the signal was armed.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn()?;
         let stdin = child
             .stdin
@@ -403,5 +387,26 @@ impl StdioRoute {
         let mut r = json_resp(StatusCode::OK, &body);
         self.attach_session(&mut r, new_session, proc);
         r
+    }
+}
+
+/// Makes a child spawned by `cmd` get SIGTERM when this process dies, even
+/// by SIGKILL (where `kill_on_drop` never runs), so servers a connector
+/// starts do not outlive it. The signal follows the spawning thread: spawn
+/// from a runtime worker or the main thread, which live as long as the
+/// process.
+pub fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the signal was armed.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
     }
 }

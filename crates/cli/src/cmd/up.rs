@@ -222,23 +222,9 @@ pub(crate) async fn start_builtin(
     ])
     .stdout(std::process::Stdio::piped())
     .kill_on_drop(true);
-    // kill_on_drop covers an orderly exit; a SIGKILLed `up`/`connect` must
-    // not leave its MCP server (and that server's jails) running. The
-    // signal follows the spawning thread: a runtime worker, which lives as
-    // long as the process.
-    let parent = std::process::id() as libc::pid_t;
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before the signal was armed.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    // A SIGKILLed `up`/`connect` must not leave its MCP server (and that
+    // server's jails) running.
+    airlock_tunnel::die_with_parent(&mut cmd);
     let mut child = cmd.spawn().context("start the built-in MCP server")?;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
     let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
