@@ -1,6 +1,7 @@
-//! A launcher killed with SIGKILL cannot clean up after its jail: its
-//! scratch directory (and, as root, its cgroups) stay behind. The next jail
-//! started on the host removes the leftovers of launchers that are gone.
+//! A launcher killed with SIGKILL cannot clean up after its jail: as root,
+//! its cgroups stay behind (and a scratch directory, when the shared mount
+//! point could not be used). The next jail started on the host removes the
+//! leftovers of launchers that are gone.
 
 // Only the caller helpers are used here, not the two-mode macro.
 #[allow(unused_macros)]
@@ -29,6 +30,10 @@ fn leftovers(tmp: &std::path::Path, pid: u32) -> Vec<PathBuf> {
 
 #[test]
 fn a_killed_launchers_scratch_and_cgroups_are_swept_by_the_next_run() {
+    if !is_root() {
+        eprintln!("SKIPPED: without root a run has no cgroups, and the shared mount point leaves nothing behind");
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let run = |cmd: &str| {
@@ -43,7 +48,7 @@ fn a_killed_launchers_scratch_and_cgroups_are_swept_by_the_next_run() {
     };
     let mut victim = run("sleep 30").spawn().unwrap();
     let pid = victim.id();
-    // Wait until the jail is up (its scratch directory exists).
+    // Wait until the jail is up (its cgroups exist).
     let t = Instant::now();
     while leftovers(tmp.path(), pid).is_empty() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));
@@ -52,13 +57,7 @@ fn a_killed_launchers_scratch_and_cgroups_are_swept_by_the_next_run() {
     victim.kill().unwrap();
     victim.wait().unwrap();
     let left = leftovers(tmp.path(), pid);
-    assert!(
-        !left.is_empty(),
-        "a SIGKILLed launcher leaves its scratch directory"
-    );
-    if is_root() {
-        assert!(left.len() > 1, "as root it leaves cgroups too: {left:?}");
-    }
+    assert!(!left.is_empty(), "a SIGKILLed launcher leaves its cgroups");
     // The jail's processes die with their launcher (PDEATHSIG); once the
     // cgroups are empty the next run's sweep can remove them. It runs in
     // the background, so give the next command time to let it finish.
