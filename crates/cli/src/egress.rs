@@ -35,11 +35,63 @@ pub fn start(
     ca_dir: Option<&Path>,
     upstream_ca: Option<&Path>,
 ) -> anyhow::Result<Option<Egress>> {
+    prepare(config, session, audit, ca_dir, upstream_ca)?
+        .map(Pending::start)
+        .transpose()
+}
+
+/// A proxy whose socket is bound (and whose credential, CA bundle and
+/// directories exist) but that does not serve yet: everything a jail needs
+/// to be configured, without the runtime, so `airlock run` can start the
+/// jail first and the proxy beside it. A connection made before
+/// [`Pending::start`] waits in the socket's backlog.
+pub struct Pending {
+    listener: std::os::unix::net::UnixListener,
+    opts: ProxyOptions,
+    pub access: NetworkAccess,
+    dirs: Vec<PathBuf>,
+}
+
+/// Everything of [`start`] but the serving; `None` when the config allows
+/// no host.
+pub fn prepare(
+    config: &Config,
+    session: &str,
+    audit: Option<&airlock_audit::AuditHandle>,
+    ca_dir: Option<&Path>,
+    upstream_ca: Option<&Path>,
+) -> anyhow::Result<Option<Pending>> {
     if config.sandbox.network.allow.is_empty() {
         return Ok(None);
     }
     let private = tempdir_in(&std::env::temp_dir(), "airlock-egress", 0o700)?;
     let mut dirs = vec![private.clone()];
+    match prepare_in(
+        config,
+        session,
+        audit,
+        ca_dir,
+        upstream_ca,
+        private,
+        &mut dirs,
+    ) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) => {
+            remove_dirs(&dirs);
+            Err(e)
+        }
+    }
+}
+
+fn prepare_in(
+    config: &Config,
+    session: &str,
+    audit: Option<&airlock_audit::AuditHandle>,
+    ca_dir: Option<&Path>,
+    upstream_ca: Option<&Path>,
+    private: PathBuf,
+    dirs: &mut Vec<PathBuf>,
+) -> anyhow::Result<Pending> {
     let cred = ProxyCredential::generate().context("generate the proxy credential")?;
     let mut opts = ProxyOptions::new(
         config.sandbox.network.clone(),
@@ -75,27 +127,59 @@ pub fn start(
         );
     }
     let sock = private.join("proxy.sock");
-    let proxy =
-        airlock_proxy::start_unix_blocking(&sock, opts).context("start the egress proxy")?;
-    Ok(Some(Egress {
-        proxy,
+    let listener = airlock_proxy::bind_unix(&sock).context("start the egress proxy")?;
+    Ok(Pending {
+        listener,
+        opts,
         access: NetworkAccess {
             proxy_socket: sock,
             user: cred.user,
             password: cred.password,
             ca_bundle,
         },
-        dirs,
-    }))
+        dirs: std::mem::take(dirs),
+    })
+}
+
+impl Pending {
+    /// Starts serving on the bound socket (a runtime and its threads).
+    pub fn start(self) -> anyhow::Result<Egress> {
+        let Pending {
+            listener,
+            opts,
+            access,
+            dirs,
+        } = self;
+        match airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts) {
+            Ok(proxy) => Ok(Egress {
+                proxy,
+                access,
+                dirs,
+            }),
+            Err(e) => {
+                remove_dirs(&dirs);
+                Err(anyhow::Error::new(e).context("start the egress proxy"))
+            }
+        }
+    }
+
+    /// Gives up before serving: removes the socket and directories.
+    pub fn abandon(self) {
+        remove_dirs(&self.dirs);
+    }
+}
+
+fn remove_dirs(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
 
 impl Egress {
     /// Stops the proxy, removes its files, returns every connection record.
     pub fn finish(self) -> Vec<ConnectionRecord> {
         let recs = self.proxy.shutdown();
-        for d in &self.dirs {
-            let _ = std::fs::remove_dir_all(d);
-        }
+        remove_dirs(&self.dirs);
         recs
     }
 }

@@ -242,8 +242,28 @@ fn run_b(spec: &InitSpec, root: bool, ready_w: i32, mapped_r: i32) -> Result<()>
         unsafe { libc::_exit(code) }
     }
     let status = supervise(c, true);
+    // Whatever the command left running dies now, not at this process's
+    // exit: the status line then tells the launcher that nothing inside
+    // can act any more (it scans for planted files and tears down on it).
+    kill_all_and_reap();
     report(&InitReport::Status(status));
     Ok(())
+}
+
+/// As the pid namespace's init: SIGKILLs every other process in it and
+/// reaps until none is left. kill(-1) reaches all of them (all run as the
+/// jail's uid, descendants whose parent died are reparented to us, and a
+/// process with SIGKILL pending cannot fork), so once wait reports no
+/// children the namespace holds this process alone.
+fn kill_all_and_reap() {
+    loop {
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+        let mut st = 0;
+        let r = unsafe { libc::waitpid(-1, &mut st, 0) };
+        if r < 0 && sys::errno() == libc::ECHILD {
+            return;
+        }
+    }
 }
 
 /// Prepares the workload and executes it; returns only on failure.
@@ -345,8 +365,12 @@ fn exec(spec: &InitSpec) -> InitReport {
 
 fn drop_capabilities() -> Result<()> {
     unsafe {
+        // Capabilities are numbered 0..=cap_last_cap: EINVAL ends them.
         for cap in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && sys::errno() == libc::EINVAL
+            {
+                break;
+            }
         }
         libc::prctl(
             libc::PR_CAP_AMBIENT,

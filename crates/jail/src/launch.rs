@@ -345,7 +345,46 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
     if argv.is_empty() {
         return Err(JailError::Config("no command given".into()));
     }
-    crate::stale::sweep_once();
+    let limits = &spec.sandbox.limits;
+    let root = unsafe { libc::geteuid() } == 0;
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    let run_name = format!("run-{}-{n}", std::process::id());
+    std::thread::scope(|s| {
+        // The cgroup's mkdirs (the v1 memory group's allocation above all)
+        // run beside the path resolution and the workdir walk; the init
+        // waits for the spec, which needs both.
+        let cgroup =
+            root.then(|| s.spawn(|| Cgroup::create(&run_name, limits.memory.0, limits.pids)));
+        let prepared = prepare(spec, argv, launch, &run_name, root);
+        let cgroup = cgroup.and_then(|h| h.join().ok().flatten());
+        match prepared {
+            Ok(p) => p.send(spec, cgroup),
+            Err(e) => {
+                cleanup(None, cgroup);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// What `start` resolves before the cgroup is known.
+struct Prepared {
+    init: InitSpec,
+    launch: Launch,
+    scratch: Option<PathBuf>,
+    writable: Vec<PathBuf>,
+    name_deny: Vec<String>,
+    protected: BTreeSet<PathBuf>,
+    setid: BTreeSet<PathBuf>,
+}
+
+fn prepare(
+    spec: &JailSpec,
+    argv: &[String],
+    launch: Launch,
+    run_name: &str,
+    root: bool,
+) -> Result<Prepared, JailError> {
     let workdir = std::fs::canonicalize(&spec.workdir)
         .map_err(|e| JailError::Config(format!("workdir {}: {e}", spec.workdir.display())))?;
     if !workdir.is_dir() {
@@ -378,7 +417,12 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
     let mut masked: BTreeSet<PathBuf> = BTreeSet::new();
     if let Some(h) = home() {
         for d in rules::HOME_DENY {
-            if let Some(c) = canonical_existing(&h.join(d)) {
+            // Most are absent: one lstat instead of realpath's walk.
+            let p = h.join(d);
+            if std::fs::symlink_metadata(&p).is_err() {
+                continue;
+            }
+            if let Some(c) = canonical_existing(&p) {
                 masked.insert(c);
             }
         }
@@ -409,17 +453,8 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
         )));
     }
 
-    let n = RUNS.fetch_add(1, Ordering::Relaxed);
-    let run_name = format!("run-{}-{n}", std::process::id());
-    let (mount_point, scratch) = mount_point(&run_name)?;
-
+    let (mount_point, scratch) = mount_point(run_name)?;
     let limits = &spec.sandbox.limits;
-    let root = unsafe { libc::geteuid() } == 0;
-    let cgroup = if root {
-        Cgroup::create(&run_name, limits.memory.0, limits.pids)
-    } else {
-        None
-    };
 
     let mut env: Vec<(String, String)> = ENV_PASS
         .iter()
@@ -481,8 +516,9 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
             file_size: limits.file_size.0,
             // Without a cgroup a fork bomb or memory hog would be contained
             // by nothing: fall back to rlimits (weaker, but never none).
-            nproc: cgroup.is_none().then_some(u64::from(limits.pids)),
-            data: cgroup.is_none().then_some(limits.memory.0),
+            // (Set in `send` once the cgroup is known.)
+            nproc: Some(u64::from(limits.pids)),
+            data: Some(limits.memory.0),
         },
         host_uid: if root {
             spec.host_uid
@@ -494,94 +530,126 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
         } else {
             unsafe { libc::getegid() }
         },
-        cgroup_procs: cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default(),
+        cgroup_procs: Vec::new(),
         relay_ports: match spec.network {
             Some(_) => vec![RELAY_PORT, SOCKS_PORT],
             None => vec![],
         },
         hostname: "airlock".into(),
     };
-    let spec_json = serde_json::to_vec(&init).map_err(|e| JailError::Start(e.to_string()))?;
-
-    let start_err = |e: std::io::Error| JailError::Start(e.to_string());
-    let (mut child, spec_w, report_r, relay_parent, stdio) = match launch {
-        Launch::Exec(stdio) => match exec_init(&spec.launcher, stdio) {
-            Ok((child, spec_w, report_r, relay_parent, stdio)) => {
-                (Proc::Std(child), spec_w, report_r, relay_parent, stdio)
-            }
-            Err(e) => {
-                cleanup(scratch.as_deref(), cgroup);
-                return Err(JailError::Start(format!(
-                    "{}: {e}",
-                    spec.launcher.display()
-                )));
-            }
-        },
-        Launch::Zygote(mut z) => {
-            let pid = std::mem::take(&mut z.pid);
-            let (Some(spec_w), Some(report_r), Some(relay_parent)) =
-                (z.spec_w.take(), z.report_r.take(), z.relay_parent.take())
-            else {
-                cleanup(scratch.as_deref(), cgroup);
-                return Err(start_err(std::io::Error::other(
-                    "the init was already used",
-                )));
-            };
-            (
-                Proc::Forked(pid),
-                spec_w,
-                report_r,
-                relay_parent,
-                (None, None, None),
-            )
-        }
-    };
-    let mut report = report_r;
-    let mut spec_w = spec_w;
-    let _ = spec_w.write_all(&spec_json);
-    drop(spec_w);
-
-    let relay = match &spec.network {
-        Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
-            Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    child.kill();
-                    let _ = child.wait();
-                    cleanup(scratch.as_deref(), cgroup);
-                    return Err(JailError::Start(format!("start the network relay: {e}")));
-                }
-            },
-            Err(_) => {
-                // The init failed before listening: its report says why.
-                let _ = child.wait();
-                let mut s = String::new();
-                let _ = report.read_to_string(&mut s);
-                cleanup(scratch.as_deref(), cgroup);
-                return Err(setup_error(&s).unwrap_or_else(|| {
-                    JailError::Setup("the jail exited during network setup".into())
-                }));
-            }
-        },
-        None => None,
-    };
-    drop(relay_parent);
-    let (stdin, stdout, stderr) = stdio;
-    Ok(Running {
-        stdin,
-        stdout,
-        stderr,
-        child,
-        report,
-        cgroup,
-        relay,
+    Ok(Prepared {
+        init,
+        launch,
         scratch,
         writable,
         name_deny,
-        protected_before: protected,
-        setid_before: found.setid,
-        started: Instant::now(),
+        protected,
+        setid: found.setid,
     })
+}
+
+impl Prepared {
+    /// Completes the spec with the cgroup, hands it to the init and
+    /// receives the relay's listeners.
+    fn send(self, spec: &JailSpec, cgroup: Option<Cgroup>) -> Result<Running, JailError> {
+        let Prepared {
+            mut init,
+            launch,
+            scratch,
+            writable,
+            name_deny,
+            protected,
+            setid,
+        } = self;
+        if let Some(c) = &cgroup {
+            init.cgroup_procs = c.procs_files();
+            init.rlimits.nproc = None;
+            init.rlimits.data = None;
+        }
+        let spec_json = serde_json::to_vec(&init).map_err(|e| JailError::Start(e.to_string()))?;
+
+        let start_err = |e: std::io::Error| JailError::Start(e.to_string());
+        let (mut child, spec_w, report_r, relay_parent, stdio) = match launch {
+            Launch::Exec(stdio) => match exec_init(&spec.launcher, stdio) {
+                Ok((child, spec_w, report_r, relay_parent, stdio)) => {
+                    (Proc::Std(child), spec_w, report_r, relay_parent, stdio)
+                }
+                Err(e) => {
+                    cleanup(scratch.as_deref(), cgroup);
+                    return Err(JailError::Start(format!(
+                        "{}: {e}",
+                        spec.launcher.display()
+                    )));
+                }
+            },
+            Launch::Zygote(mut z) => {
+                let pid = std::mem::take(&mut z.pid);
+                let (Some(spec_w), Some(report_r), Some(relay_parent)) =
+                    (z.spec_w.take(), z.report_r.take(), z.relay_parent.take())
+                else {
+                    cleanup(scratch.as_deref(), cgroup);
+                    return Err(start_err(std::io::Error::other(
+                        "the init was already used",
+                    )));
+                };
+                (
+                    Proc::Forked(pid),
+                    spec_w,
+                    report_r,
+                    relay_parent,
+                    (None, None, None),
+                )
+            }
+        };
+        let mut report = report_r;
+        let mut spec_w = spec_w;
+        let _ = spec_w.write_all(&spec_json);
+        drop(spec_w);
+        // Off the critical path now: the init has what it needs.
+        crate::stale::sweep_once();
+
+        let relay = match &spec.network {
+            Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
+                Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        child.kill();
+                        let _ = child.wait();
+                        cleanup(scratch.as_deref(), cgroup);
+                        return Err(JailError::Start(format!("start the network relay: {e}")));
+                    }
+                },
+                Err(_) => {
+                    // The init failed before listening: its report says why.
+                    let _ = child.wait();
+                    let mut s = String::new();
+                    let _ = report.read_to_string(&mut s);
+                    cleanup(scratch.as_deref(), cgroup);
+                    return Err(setup_error(&s).unwrap_or_else(|| {
+                        JailError::Setup("the jail exited during network setup".into())
+                    }));
+                }
+            },
+            None => None,
+        };
+        drop(relay_parent);
+        let (stdin, stdout, stderr) = stdio;
+        Ok(Running {
+            stdin,
+            stdout,
+            stderr,
+            child,
+            report,
+            cgroup,
+            relay,
+            scratch,
+            writable,
+            name_deny,
+            protected_before: protected,
+            setid_before: setid,
+            started: Instant::now(),
+        })
+    }
 }
 
 type StdPipes = (Option<ChildStdin>, Option<ChildStdout>, Option<ChildStderr>);
@@ -718,13 +786,19 @@ impl Running {
     /// usage, removes protected files it planted, and cleans up.
     pub fn wait(mut self, timeout: Option<Duration>) -> Result<Outcome, JailError> {
         let pid = self.child.id() as i32;
+        // The run is over at the jail's status line (its pid 1 writes it
+        // after killing and reaping every other process of the jail, so
+        // nothing inside can act any more) or at end-of-file (the init
+        // died or failed). The launcher-side init and pid 1 exit just
+        // after; waiting for them first would put two more process exits
+        // before the clean-up.
         let (tx, rx) = std::sync::mpsc::channel();
-        let mut child = self.child;
+        let mut report = self.report;
         std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
+            let _ = tx.send(read_report(&mut report));
         });
         let mut timed_out = false;
-        let waited = match timeout {
+        let text = match timeout {
             None => rx.recv().ok(),
             Some(t) => match rx.recv_timeout(t) {
                 Ok(r) => Some(r),
@@ -740,28 +814,30 @@ impl Running {
                     }
                 }
             },
-        };
+        }
+        .unwrap_or_default();
         let duration_ms = self.started.elapsed().as_millis() as u64;
-        // A signal that ended the launcher-side init (e.g. SIGKILL from an
-        // operator) ended the whole jail with it.
-        let init_signal = waited
-            .and_then(|r| r.ok())
-            .and_then(|st| std::os::unix::process::ExitStatusExt::signal(&st));
-        let mut text = String::new();
-        let _ = self.report.read_to_string(&mut text);
         if let Some(r) = self.relay.take() {
             r.stop();
         }
-        let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
-        let had_cgroup = self.cgroup.is_some();
-        cleanup(self.scratch.as_deref(), self.cgroup.take());
-
         let (findings, scan_truncated) = enforce_protected(
             &self.writable,
             &self.name_deny,
             &self.protected_before,
             &self.setid_before,
         );
+        // The init and pid 1 leave the cgroup when they exit; only then
+        // can it be removed.
+        let waited = self.child.wait();
+        // A signal that ended the launcher-side init (e.g. SIGKILL from an
+        // operator) ended the whole jail with it.
+        let init_signal = waited
+            .ok()
+            .and_then(|st| std::os::unix::process::ExitStatusExt::signal(&st));
+        let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
+        let had_cgroup = self.cgroup.is_some();
+        cleanup(self.scratch.as_deref(), self.cgroup.take());
+
         let mut out = Outcome {
             code: None,
             signal: None,
@@ -805,6 +881,37 @@ impl Running {
         }
         Ok(out)
     }
+}
+
+/// Reads the init's report up to pid 1's status line, or to end-of-file.
+fn read_report(report: &mut std::fs::File) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match report.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let start = data.len();
+                data.extend_from_slice(&buf[..n]);
+                // Only complete lines count; a status line ends the report.
+                let from = data[..start]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let done = data[from..]
+                    .split(|b| *b == b'\n')
+                    .rev()
+                    .skip(1)
+                    .any(|l| matches!(serde_json::from_slice(l), Ok(InitReport::Status(_))));
+                if done {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&data).into_owned()
 }
 
 /// Protected files that appeared during the run (they could not be bound

@@ -206,8 +206,16 @@ impl ProxyHandle {
 /// Start on a Unix socket (mode 0600: only this user's relay connects).
 /// Must be called inside a tokio runtime.
 pub async fn start_unix(path: &Path, opts: ProxyOptions) -> Result<ProxyHandle, ProxyError> {
+    serve_unix(bind_unix(path)?, path, opts)
+}
+
+/// Binds the proxy's Unix socket (mode 0600: only this user's relay
+/// connects) without a runtime: a caller can hand the path out at once and
+/// start serving later ([`serve_unix_blocking`]); connections made in
+/// between wait in the listen backlog.
+pub fn bind_unix(path: &Path) -> Result<std::os::unix::net::UnixListener, ProxyError> {
     let _ = std::fs::remove_file(path);
-    let l = UnixListener::bind(path).map_err(|source| ProxyError::Listen {
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(|source| ProxyError::Listen {
         what: path.display().to_string(),
         source,
     })?;
@@ -215,6 +223,21 @@ pub async fn start_unix(path: &Path, opts: ProxyOptions) -> Result<ProxyHandle, 
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     }
+    Ok(l)
+}
+
+/// Serves on a socket from [`bind_unix`]. Must be called inside a tokio runtime.
+fn serve_unix(
+    l: std::os::unix::net::UnixListener,
+    path: &Path,
+    opts: ProxyOptions,
+) -> Result<ProxyHandle, ProxyError> {
+    let listen_err = |source| ProxyError::Listen {
+        what: path.display().to_string(),
+        source,
+    };
+    l.set_nonblocking(true).map_err(listen_err)?;
+    let l = UnixListener::from_std(l).map_err(listen_err)?;
     let credential = opts.client_credential.clone();
     let shared = Arc::new(server::Shared::new(opts, classify::local_addresses()));
     let (stop, mut rx) = watch::channel(false);
@@ -306,6 +329,16 @@ impl BlockingProxy {
 
 /// [`start_unix`] on a dedicated two-thread runtime.
 pub fn start_unix_blocking(path: &Path, opts: ProxyOptions) -> Result<BlockingProxy, ProxyError> {
+    serve_unix_blocking(bind_unix(path)?, path, opts)
+}
+
+/// Serves on a socket from [`bind_unix`] (bound at `path`) on a dedicated
+/// two-thread runtime.
+pub fn serve_unix_blocking(
+    l: std::os::unix::net::UnixListener,
+    path: &Path,
+    opts: ProxyOptions,
+) -> Result<BlockingProxy, ProxyError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("airlock-proxy")
@@ -315,7 +348,10 @@ pub fn start_unix_blocking(path: &Path, opts: ProxyOptions) -> Result<BlockingPr
             what: "runtime".into(),
             source,
         })?;
-    let handle = rt.block_on(start_unix(path, opts))?;
+    let handle = {
+        let _entered = rt.enter();
+        serve_unix(l, path, opts)?
+    };
     Ok(BlockingProxy {
         handle: Some(handle),
         rt,

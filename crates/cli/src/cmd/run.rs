@@ -98,24 +98,45 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
     map_to_workdir_owner(&mut spec, &workdir);
 
     // The proxy lives in this process, outside the jail; the jail reaches
-    // it only through the relay on its own loopback.
-    let egress = crate::egress::start(
+    // it only through the relay on its own loopback. Its socket is bound
+    // now, but it starts serving only once the jail's init has its spec:
+    // the runtime's start then overlaps the jail's setup instead of
+    // delaying it (a connection made before waits in the backlog).
+    let pending = crate::egress::prepare(
         &config,
         &format!("run-{}", std::process::id()),
         audit.as_ref(),
         args.ca_dir.as_deref(),
         args.upstream_ca.as_deref(),
     )?;
-    spec.network = egress.as_ref().map(|e| e.access.clone());
+    spec.network = pending.as_ref().map(|e| e.access.clone());
 
     let signals = block_forwarded_signals();
-    let running = match zygote {
-        Some(z) => airlock_jail::spawn_in(z, &spec, &args.command)?,
+    let spawned = match zygote {
+        Some(z) => airlock_jail::spawn_in(z, &spec, &args.command),
         None => airlock_jail::spawn(
             &spec,
             &args.command,
             [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
-        )?,
+        ),
+    };
+    let running = match spawned {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(p) = pending {
+                p.abandon();
+            }
+            return Err(e.into());
+        }
+    };
+    let egress = match pending.map(|p| p.start()).transpose() {
+        Ok(e) => e,
+        Err(e) => {
+            // Fail closed: no run without its proxy (and its audit).
+            running.signal(libc::SIGKILL);
+            let _ = running.wait(None);
+            return Err(e);
+        }
     };
     let pid = running.pid() as i32;
     std::thread::spawn(move || forward_signals(signals, pid));
