@@ -48,6 +48,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 
+mod presign;
+
 /// The HTTP header that carries the assertion.
 pub const HEADER: &str = "airlock-identity";
 
@@ -190,9 +192,22 @@ impl fmt::Debug for PublicKey {
 }
 
 /// The gateway's signing key.
+///
+/// Optionally with a pool of nonces prepared ahead of need
+/// ([`Signer::with_presign`], [`Signer::presign`]): an Ed25519 signature's
+/// cost is almost all in the nonce's point `R = r·B`, which does not depend
+/// on the message, so the gateway computes those pairs while it waits and
+/// signs a request in a few microseconds. The signatures are standard
+/// Ed25519 either way; verifiers cannot tell and need no change. How the
+/// nonces are made and why that is safe: `presign.rs`. With the pool empty
+/// (or not enabled) signing is ring's deterministic RFC 8032 Ed25519.
 pub struct Signer {
     pair: Ed25519KeyPair,
     pkcs8: Vec<u8>,
+    /// The expanded secret, for pool signatures; `None` when the PKCS#8
+    /// document's shape is not one we parse (the pool is then never used).
+    expanded: Option<presign::Expanded>,
+    pool: presign::Pool,
 }
 
 impl Signer {
@@ -207,10 +222,48 @@ impl Signer {
     pub fn from_pkcs8(der: &[u8]) -> Result<Signer, Error> {
         let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
             .map_err(|_| Error::Key("bad PKCS#8 key"))?;
+        // Fail safe: the expanded key is used only if it yields exactly the
+        // public key ring derived from the same document.
+        let expanded = presign::seed_from_pkcs8(der)
+            .map(|mut seed| {
+                let e = presign::Expanded::from_seed(&seed);
+                zeroize::Zeroize::zeroize(&mut seed);
+                e
+            })
+            .filter(|e| e.public().as_slice() == pair.public_key().as_ref());
         Ok(Signer {
             pair,
             pkcs8: der.to_vec(),
+            expanded,
+            pool: presign::Pool::new(0),
         })
+    }
+
+    /// Enables a pool of up to `capacity` prepared nonces (empty until
+    /// [`Signer::presign`] fills it). 0 disables it.
+    pub fn with_presign(mut self, capacity: usize) -> Signer {
+        self.pool = presign::Pool::new(if self.expanded.is_some() { capacity } else { 0 });
+        self
+    }
+
+    /// Prepares up to `max` nonces (about as much work as `max` ordinary
+    /// signatures), stopping when the pool is full; returns how many were
+    /// added. Meant for idle time: call it in small steps.
+    pub fn presign(&self, max: usize) -> usize {
+        match &self.expanded {
+            Some(k) => self.pool.refill(k, max),
+            None => 0,
+        }
+    }
+
+    /// Prepared nonces available now.
+    pub fn presigned(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// How many prepared nonces the pool holds when full (0: no pool).
+    pub fn presign_capacity(&self) -> usize {
+        self.pool.capacity()
     }
 
     /// The PKCS#8 document, for storing the key. Secret.
@@ -238,8 +291,20 @@ impl Signer {
         };
         let json = serde_json::to_vec(&payload).map_err(|_| Error::Key("cannot encode claims"))?;
         let body = B64.encode(json);
-        let sig = self.pair.sign(&signed_bytes(&body));
-        Ok(format!("{PREFIX}{body}.{}", B64.encode(sig.as_ref())))
+        let msg = signed_bytes(&body);
+        let sig = self.sign_raw(&msg);
+        Ok(format!("{PREFIX}{body}.{}", B64.encode(sig)))
+    }
+
+    /// An Ed25519 signature of `msg`: from the pool when it has a nonce,
+    /// otherwise ring's deterministic signature.
+    fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
+        if let Some(sig) = self.expanded.as_ref().and_then(|k| self.pool.sign(k, msg)) {
+            return sig;
+        }
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(msg).as_ref());
+        out
     }
 }
 
@@ -560,6 +625,159 @@ mod tests {
         let later = now + Duration::from_secs(10);
         let h = s.sign(&claims("d"), Duration::from_secs(5), later).unwrap();
         v.verify(&h, &Expect::any(), later).unwrap();
+    }
+
+    fn pooled(capacity: usize) -> Signer {
+        let s = Signer::generate().unwrap().with_presign(capacity);
+        assert_eq!(
+            s.presign_capacity(),
+            capacity,
+            "generated keys must allow the pool"
+        );
+        s
+    }
+
+    /// Splits a header into the signed message and the raw signature.
+    fn parts(h: &str) -> (Vec<u8>, Vec<u8>) {
+        let (head, sig) = h.rsplit_once('.').unwrap();
+        let body = head.strip_prefix("v1.").unwrap();
+        (signed_bytes(body), B64.decode(sig).unwrap())
+    }
+
+    #[test]
+    fn presigned_signatures_are_standard_ed25519_with_unique_nonces() {
+        use ed25519_dalek::{Signature, VerifyingKey};
+        let s = pooled(64);
+        let v = Verifier::new(vec![s.public_key()]);
+        let dalek = VerifyingKey::from_bytes(s.public_key().as_bytes()).unwrap();
+        let now = SystemTime::now();
+        let mut seen_r = std::collections::HashSet::new();
+        let mut pooled_sigs = 0;
+        for i in 0..10_000 {
+            if s.presigned() == 0 {
+                assert!(s.presign(64) > 0);
+            }
+            let before = s.presigned();
+            let h = s
+                .sign(&claims(&format!("r{i}")), Duration::from_secs(60), now)
+                .unwrap();
+            assert_eq!(s.presigned(), before - 1, "each signature takes one nonce");
+            pooled_sigs += 1;
+            let (msg, sig) = parts(&h);
+            // ring, ed25519-dalek's strict verification, and the Verifier.
+            UnparsedPublicKey::new(&ED25519, s.public_key().as_bytes())
+                .verify(&msg, &sig)
+                .unwrap();
+            let sig = Signature::from_slice(&sig).unwrap();
+            dalek.verify_strict(&msg, &sig).unwrap();
+            assert!(seen_r.insert(sig.r_bytes().to_vec()), "R repeated at {i}");
+            v.verify(&h, &Expect::any(), now).unwrap();
+        }
+        assert_eq!(pooled_sigs, 10_000);
+    }
+
+    #[test]
+    fn presigned_assertions_refuse_tampering_forgery_and_replay() {
+        let s = pooled(8);
+        let v = Verifier::new(vec![s.public_key()]);
+        let now = SystemTime::now();
+        s.presign(8);
+        let h = s.sign(&claims("r1"), Duration::from_secs(60), now).unwrap();
+        assert_eq!(s.presigned(), 7);
+        // Tampered claims under the pooled signature.
+        let (head, sig) = h.rsplit_once('.').unwrap();
+        let body = head.strip_prefix("v1.").unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&B64.decode(body).unwrap()).unwrap();
+        json["route"] = "admin".into();
+        let tampered = format!(
+            "v1.{}.{sig}",
+            B64.encode(serde_json::to_vec(&json).unwrap())
+        );
+        assert_eq!(
+            v.verify(&tampered, &Expect::any(), now),
+            Err(Error::BadSignature)
+        );
+        // A tampered message with a valid pooled signature fails with
+        // ring and ed25519-dalek alike.
+        let (mut msg, raw) = parts(&h);
+        msg.push(b'x');
+        assert!(UnparsedPublicKey::new(&ED25519, s.public_key().as_bytes())
+            .verify(&msg, &raw)
+            .is_err());
+        let dalek = ed25519_dalek::VerifyingKey::from_bytes(s.public_key().as_bytes()).unwrap();
+        let dsig = ed25519_dalek::Signature::from_slice(&raw).unwrap();
+        assert!(dalek.verify_strict(&msg, &dsig).is_err());
+        // Flipped bits in s or R.
+        for at in [0, 40] {
+            let mut bad = raw.clone();
+            bad[at] ^= 1;
+            let forged = format!("{}.{}", head, B64.encode(&bad));
+            assert_eq!(
+                v.verify(&forged, &Expect::any(), now),
+                Err(Error::BadSignature)
+            );
+        }
+        // Another key's pool does not forge this one's assertions.
+        let other = pooled(4);
+        other.presign(4);
+        let forged = other
+            .sign(&claims("r2"), Duration::from_secs(60), now)
+            .unwrap();
+        assert_eq!(other.presigned(), 3);
+        assert_eq!(
+            v.verify(&forged, &Expect::any(), now),
+            Err(Error::BadSignature)
+        );
+        // The real one verifies once, then is a replay.
+        v.verify(&h, &Expect::any(), now).unwrap();
+        assert_eq!(v.verify(&h, &Expect::any(), now), Err(Error::Replayed));
+    }
+
+    #[test]
+    fn empty_or_disabled_pool_falls_back_to_deterministic_ring() {
+        let now = SystemTime::now();
+        for s in [pooled(4), Signer::generate().unwrap()] {
+            assert_eq!(s.presigned(), 0);
+            let h1 = s.sign(&claims("r1"), Duration::from_secs(60), now).unwrap();
+            let h2 = s.sign(&claims("r1"), Duration::from_secs(60), now).unwrap();
+            // RFC 8032 signing is deterministic: same message, same signature.
+            assert_eq!(h1, h2);
+            let (msg, sig) = parts(&h1);
+            assert_eq!(sig, s.pair.sign(&msg).as_ref());
+        }
+        // Once filled, the same message signs differently (a fresh nonce).
+        let s = pooled(4);
+        s.presign(4);
+        let a = s.sign(&claims("r1"), Duration::from_secs(60), now).unwrap();
+        let b = s.sign(&claims("r1"), Duration::from_secs(60), now).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            Signer::generate().unwrap().presign(4),
+            0,
+            "no pool: nothing made"
+        );
+    }
+
+    #[test]
+    fn pool_works_after_reload_from_v2_and_v1_pkcs8() {
+        let s = Signer::generate().unwrap();
+        // ring writes v2 (with the public key); RFC 8410 v1 has only the seed.
+        let v2 = s.pkcs8().to_vec();
+        let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00];
+        v1.extend_from_slice(&v2[5..48]);
+        for der in [v2, v1] {
+            let again = Signer::from_pkcs8(&der).unwrap().with_presign(2);
+            assert_eq!(again.public_key(), s.public_key());
+            assert_eq!(again.presign(2), 2);
+            let h = again
+                .sign(&claims("r1"), Duration::from_secs(60), SystemTime::now())
+                .unwrap();
+            assert_eq!(again.presigned(), 1);
+            Verifier::new(vec![s.public_key()])
+                .verify(&h, &Expect::any(), SystemTime::now())
+                .unwrap();
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! `AIRLOCK_BENCH_ONLY=latency,mcp,new,bulk,memory,links,restart,peers`
 //! (any subset) runs only those parts, e.g. under `perf record`.
 //! `AIRLOCK_BENCH_N` scales the request counts (default 1).
+//! `AIRLOCK_BENCH_PRESIGN=N` sets the gateway's identity nonce pool
+//! (default: the gateway's default; 0 turns it off, for A/B runs).
+//! `sep` (not in the default set) measures the small requests with the
+//! gateway and connector in a child process, as rathole and bore run.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -100,7 +104,16 @@ fn cpu_ns_of(pid: &str) -> u64 {
 fn want(part: &str) -> bool {
     match std::env::var("AIRLOCK_BENCH_ONLY") {
         Ok(v) if !v.trim().is_empty() => v.split(',').any(|p| p.trim() == part),
-        _ => true,
+        _ => part != "sep",
+    }
+}
+
+fn presign_opt(go: &mut GatewayOptions) {
+    if let Some(n) = std::env::var("AIRLOCK_BENCH_PRESIGN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        go.presign = n;
     }
 }
 
@@ -290,6 +303,7 @@ async fn bench() {
         server.key.clone().into(),
     );
     go.agent_tls = false;
+    presign_opt(&mut go);
     let gw = Gateway::start(go.clone()).await.unwrap();
     let mk = |gw: &Gateway, links: u32, name: &str| {
         let mut o = ConnectorOptions::new(
@@ -363,6 +377,33 @@ async fn bench() {
                 us(direct),
                 us(tunnel),
                 us(tunnel.saturating_sub(direct))
+            );
+        }
+    }
+
+    if want("sep") {
+        let (child, agent, key) =
+            spawn_child(&dir, "sep", up, &gw_ca, &server, &tun_ca, &client_cert).await;
+        let k = Some(key.as_str());
+        let n = scale(5000);
+        let pid = child.0.id().to_string();
+        for (what, path, body) in [
+            ("small GET", "/small", None),
+            ("small MCP call", "", Some(MCP_CALL)),
+        ] {
+            let d = latency(up, &format!("/mcp{path}"), None, n, false, body).await;
+            let c0 = cpu_ns_of(&pid);
+            let t = latency(agent, &format!("/t/bench/r{path}"), k, n, false, body).await;
+            let child_cpu = Duration::from_nanos((cpu_ns_of(&pid) - c0) / (n as u64 + 200));
+            println!(
+                "{what}, gateway + connector in a child process ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: this process {} child {}",
+                us(d.p50),
+                us(d.p99),
+                us(t.p50),
+                us(t.p99),
+                us(t.p50.saturating_sub(d.p50)),
+                us(t.cpu),
+                us(child_cpu)
             );
         }
     }
@@ -606,6 +647,7 @@ async fn child(dir: std::path::PathBuf) {
     let token = String::from_utf8(rd("token")).unwrap();
     let mut go = GatewayOptions::new(dir.join("child-state.db"), rd("gw.pem"), rd("gw.key"));
     go.agent_tls = false;
+    presign_opt(&mut go);
     let gw = Gateway::start(go).await.unwrap();
     let mut o = ConnectorOptions::new(
         format!("localhost:{}", gw.tunnel_addr.port()),
@@ -645,39 +687,17 @@ async fn isolated_stream_cost(
     client_cert: &airlock_tunnel::certs::Pem,
     batch: usize,
 ) -> f64 {
-    use std::io::BufRead;
-    let cdir = dir.join(format!("child-{batch}"));
-    std::fs::create_dir_all(&cdir).unwrap();
-    let mut st = State::open(&cdir.join("child-state.db")).unwrap();
-    let token = st
-        .create_tunnel("bench", &[tun_ca.pem().cert.into_bytes()])
-        .unwrap();
-    let (_, key) = st.create_key("bench", "bench", &[]).unwrap();
-    drop(st);
-    for (f, b) in [
-        ("upstream", up.to_string()),
-        ("token", token),
-        ("gw.pem", server.cert.clone()),
-        ("gw.key", server.key.clone()),
-        ("gwca.pem", gw_ca.pem().cert),
-        ("c.pem", client_cert.cert.clone()),
-        ("c.key", client_cert.key.clone()),
-    ] {
-        std::fs::write(cdir.join(f), b).unwrap();
-    }
-    let mut child = KillOnDrop(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .env("AIRLOCK_BENCH_CHILD", &cdir)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let (child, agent, key) = spawn_child(
+        dir,
+        &format!("child-{batch}"),
+        up,
+        gw_ca,
+        server,
+        tun_ca,
+        client_cert,
+    )
+    .await;
     let pid = child.0.id();
-    let mut line = String::new();
-    std::io::BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let agent: SocketAddr = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
     let mut warm = client(agent).await;
     for _ in 0..50 {
         warm.get("/t/bench/r/small", Some(&key)).await;
@@ -721,4 +741,50 @@ async fn isolated_stream_cost(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     (child_rss_kib(pid).saturating_sub(before)) as f64 / streams as f64
+}
+
+/// Starts a gateway and connector in a child process (fresh state in
+/// `dir/name`); returns it, its agent address and an agent key.
+async fn spawn_child(
+    dir: &std::path::Path,
+    name: &str,
+    up: SocketAddr,
+    gw_ca: &Ca,
+    server: &airlock_tunnel::certs::Pem,
+    tun_ca: &Ca,
+    client_cert: &airlock_tunnel::certs::Pem,
+) -> (KillOnDrop, SocketAddr, String) {
+    use std::io::BufRead;
+    let cdir = dir.join(name);
+    std::fs::create_dir_all(&cdir).unwrap();
+    let mut st = State::open(&cdir.join("child-state.db")).unwrap();
+    let token = st
+        .create_tunnel("bench", &[tun_ca.pem().cert.into_bytes()])
+        .unwrap();
+    let (_, key) = st.create_key("bench", "bench", &[]).unwrap();
+    drop(st);
+    for (f, b) in [
+        ("upstream", up.to_string()),
+        ("token", token),
+        ("gw.pem", server.cert.clone()),
+        ("gw.key", server.key.clone()),
+        ("gwca.pem", gw_ca.pem().cert),
+        ("c.pem", client_cert.cert.clone()),
+        ("c.key", client_cert.key.clone()),
+    ] {
+        std::fs::write(cdir.join(f), b).unwrap();
+    }
+    let mut child = KillOnDrop(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .env("AIRLOCK_BENCH_CHILD", &cdir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let agent: SocketAddr = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
+    (child, agent, key)
 }
