@@ -784,7 +784,19 @@ impl Running {
 
     /// Waits for the command (killing it after `timeout`), then collects
     /// usage, removes protected files it planted, and cleans up.
-    pub fn wait(mut self, timeout: Option<Duration>) -> Result<Outcome, JailError> {
+    pub fn wait(self, timeout: Option<Duration>) -> Result<Outcome, JailError> {
+        self.wait_with(timeout, || ()).map(|(o, ())| o)
+    }
+
+    /// [`Running::wait`], running `during` once the command and everything
+    /// it started are dead (the relays stopped), while the jail's own
+    /// processes exit: work of the caller's that needs no more than that
+    /// (stopping the egress proxy) overlaps the teardown.
+    pub fn wait_with<T>(
+        mut self,
+        timeout: Option<Duration>,
+        during: impl FnOnce() -> T,
+    ) -> Result<(Outcome, T), JailError> {
         let pid = self.child.id() as i32;
         // The run is over at the jail's status line (its pid 1 writes it
         // after killing and reaping every other process of the jail, so
@@ -820,12 +832,15 @@ impl Running {
         if let Some(r) = self.relay.take() {
             r.stop();
         }
+        // Final now: nothing in the jail can allocate or fork any more.
+        let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
         let (findings, scan_truncated) = enforce_protected(
             &self.writable,
             &self.name_deny,
             &self.protected_before,
             &self.setid_before,
         );
+        let during = during();
         // The init and pid 1 leave the cgroup when they exit; only then
         // can it be removed.
         let waited = self.child.wait();
@@ -834,7 +849,6 @@ impl Running {
         let init_signal = waited
             .ok()
             .and_then(|st| std::os::unix::process::ExitStatusExt::signal(&st));
-        let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
         let had_cgroup = self.cgroup.is_some();
         cleanup(self.scratch.as_deref(), self.cgroup.take());
 
@@ -866,7 +880,7 @@ impl Running {
             }
         }
         if out.exec_error.is_some() {
-            return Ok(out);
+            return Ok((out, during));
         }
         match status {
             Some(s) if libc::WIFEXITED(s) => out.code = Some(libc::WEXITSTATUS(s)),
@@ -879,7 +893,7 @@ impl Running {
                 ))
             }
         }
-        Ok(out)
+        Ok((out, during))
     }
 }
 

@@ -140,9 +140,10 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
     };
     let pid = running.pid() as i32;
     std::thread::spawn(move || forward_signals(signals, pid));
-    let outcome = running.wait(Some(timeout))?;
-
-    let records = egress.map(|e| e.finish()).unwrap_or_default();
+    // The proxy stops while the jail's own processes exit.
+    let (outcome, records) = running.wait_with(Some(timeout), || {
+        egress.map(|e| e.finish()).unwrap_or_default()
+    })?;
     for f in &outcome.findings {
         eprintln!(
             "airlock run: the command planted protected file {} ({})",
