@@ -14,7 +14,9 @@
 //! `AIRLOCK_BENCH_PRESIGN=N` sets the gateway's identity nonce pool
 //! (default: the gateway's default; 0 turns it off, for A/B runs).
 //! `sep` (not in the default set) measures the small requests with the
-//! gateway and connector in a child process, as rathole and bore run.
+//! gateway and connector in a child process, as rathole and bore run;
+//! `gw` (likewise) with only the gateway in a child process and the
+//! connector here beside the upstream, as deployed.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -104,7 +106,7 @@ fn cpu_ns_of(pid: &str) -> u64 {
 fn want(part: &str) -> bool {
     match std::env::var("AIRLOCK_BENCH_ONLY") {
         Ok(v) if !v.trim().is_empty() => v.split(',').any(|p| p.trim() == part),
-        _ => part != "sep",
+        _ => part != "sep" && part != "gw",
     }
 }
 
@@ -381,6 +383,52 @@ async fn bench() {
         }
     }
 
+    if want("gw") {
+        // The deployed shape: the gateway alone in its process (the
+        // public side), the connector with the upstream (the private side).
+        let (child, agent, tunnel, key) =
+            spawn_child_as(&dir, "gw", up, &gw_ca, &server, &tun_ca, &client_cert, true).await;
+        let token =
+            String::from_utf8(std::fs::read(dir.join("gw").join("token")).unwrap()).unwrap();
+        let mut o = ConnectorOptions::new(
+            format!("localhost:{}", tunnel.unwrap().port()),
+            "bench".into(),
+            token,
+            gw_ca.pem().cert.into(),
+            client_cert.cert.clone().into(),
+            client_cert.key.clone().into(),
+        );
+        o.routes = BTreeMap::from([(
+            "r".to_string(),
+            RouteTarget::Http(format!("http://{up}/mcp")),
+        )]);
+        let mut c = Connector::start(o).unwrap();
+        c.wait_links(2).await;
+        let k = Some(key.as_str());
+        let n = scale(5000);
+        let pid = child.0.id().to_string();
+        for (what, path, body) in [
+            ("small GET", "/small", None),
+            ("small MCP call", "", Some(MCP_CALL)),
+        ] {
+            let d = latency(up, &format!("/mcp{path}"), None, n, false, body).await;
+            let c0 = cpu_ns_of(&pid);
+            let t = latency(agent, &format!("/t/bench/r{path}"), k, n, false, body).await;
+            let child_cpu = Duration::from_nanos((cpu_ns_of(&pid) - c0) / (n as u64 + 200));
+            println!(
+                "{what}, gateway in a child process ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: this process {} child {}",
+                us(d.p50),
+                us(d.p99),
+                us(t.p50),
+                us(t.p99),
+                us(t.p50.saturating_sub(d.p50)),
+                us(t.cpu),
+                us(child_cpu)
+            );
+        }
+        c.shutdown().await;
+    }
+
     if want("sep") {
         let (child, agent, key) =
             spawn_child(&dir, "sep", up, &gw_ca, &server, &tun_ca, &client_cert).await;
@@ -406,6 +454,8 @@ async fn bench() {
                 us(child_cpu)
             );
         }
+        let (g, gc) = bulk(agent, "/t/bench/r", k, 2usize << 30, &[child.0.id()]).await;
+        println!("bulk 2 GiB, one stream, gateway + connector in a child process: {g:.2} Gbit/s (CPU {gc:.2} s/GiB, both processes)");
     }
 
     if want("bulk") {
@@ -649,6 +699,10 @@ async fn child(dir: std::path::PathBuf) {
     go.agent_tls = false;
     presign_opt(&mut go);
     let gw = Gateway::start(go).await.unwrap();
+    if std::env::var_os("AIRLOCK_BENCH_CHILD_GW_ONLY").is_some() {
+        println!("READY {} {}", gw.agent_addr, gw.tunnel_addr);
+        return std::future::pending::<()>().await;
+    }
     let mut o = ConnectorOptions::new(
         format!("localhost:{}", gw.tunnel_addr.port()),
         "bench".into(),
@@ -754,6 +808,24 @@ async fn spawn_child(
     tun_ca: &Ca,
     client_cert: &airlock_tunnel::certs::Pem,
 ) -> (KillOnDrop, SocketAddr, String) {
+    let (c, a, _, k) =
+        spawn_child_as(dir, name, up, gw_ca, server, tun_ca, client_cert, false).await;
+    (c, a, k)
+}
+
+/// `gw_only`: the child runs only the gateway and also returns its
+/// tunnel (link) address, for a connector in this process.
+#[allow(clippy::too_many_arguments)]
+async fn spawn_child_as(
+    dir: &std::path::Path,
+    name: &str,
+    up: SocketAddr,
+    gw_ca: &Ca,
+    server: &airlock_tunnel::certs::Pem,
+    tun_ca: &Ca,
+    client_cert: &airlock_tunnel::certs::Pem,
+    gw_only: bool,
+) -> (KillOnDrop, SocketAddr, Option<SocketAddr>, String) {
     use std::io::BufRead;
     let cdir = dir.join(name);
     std::fs::create_dir_all(&cdir).unwrap();
@@ -774,17 +846,21 @@ async fn spawn_child(
     ] {
         std::fs::write(cdir.join(f), b).unwrap();
     }
-    let mut child = KillOnDrop(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .env("AIRLOCK_BENCH_CHILD", &cdir)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = KillOnDrop({
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        c.env("AIRLOCK_BENCH_CHILD", &cdir)
+            .stdout(std::process::Stdio::piped());
+        if gw_only {
+            c.env("AIRLOCK_BENCH_CHILD_GW_ONLY", "1");
+        }
+        c.spawn().unwrap()
+    });
     let mut line = String::new();
     std::io::BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let agent: SocketAddr = line.trim().strip_prefix("READY ").unwrap().parse().unwrap();
-    (child, agent, key)
+    let mut addrs = line.trim().strip_prefix("READY ").unwrap().split(' ');
+    let agent: SocketAddr = addrs.next().unwrap().parse().unwrap();
+    let tunnel = addrs.next().map(|a| a.parse().unwrap());
+    (child, agent, tunnel, key)
 }
