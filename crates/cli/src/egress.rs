@@ -13,6 +13,8 @@ use anyhow::Context;
 /// A running proxy and what a jail needs to reach it.
 pub struct Egress {
     proxy: BlockingProxy,
+    /// Records go to an audit sink as connections end.
+    audited: bool,
     pub access: NetworkAccess,
     dirs: Vec<PathBuf>,
 }
@@ -150,9 +152,11 @@ impl Pending {
             access,
             dirs,
         } = self;
+        let audited = opts.sink.is_some();
         match airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts) {
             Ok(proxy) => Ok(Egress {
                 proxy,
+                audited,
                 access,
                 dirs,
             }),
@@ -179,6 +183,18 @@ impl Egress {
     /// Stops the proxy, removes its files, returns every connection record.
     pub fn finish(self) -> Vec<ConnectionRecord> {
         let recs = self.proxy.shutdown();
+        remove_dirs(&self.dirs);
+        recs
+    }
+
+    /// [`Egress::finish`] for a process about to exit: without an audit
+    /// sink (whose writes must not be cut off) it does not wait for the
+    /// proxy's threads to stop.
+    pub fn finish_exiting(self) -> Vec<ConnectionRecord> {
+        if self.audited {
+            return self.finish();
+        }
+        let recs = self.proxy.shutdown_background();
         remove_dirs(&self.dirs);
         recs
     }

@@ -5,11 +5,13 @@
 //! when pid 1 exits. With a root and with an unprivileged caller (see
 //! `support`).
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[macro_use]
 mod support;
-use support::{workdir, Jail};
+use support::{is_root, workdir, Jail, AIRLOCK};
 
 both_modes!(leftover_processes_die_before_the_planted_file_scan);
 
@@ -55,4 +57,61 @@ fn leftover_processes_die_before_the_planted_file_scan(j: &Jail) {
         !d.path().join(".bashrc").exists(),
         "a writer outlived the run"
     );
+}
+
+/// The run's cgroups (root only) under every mounted hierarchy.
+fn run_cgroups(pid: u32) -> Vec<PathBuf> {
+    let name = format!("run-{pid}-0");
+    let cg = std::path::Path::new("/sys/fs/cgroup");
+    let mut v = vec![cg.join("airlock").join(&name)];
+    if let Ok(rd) = std::fs::read_dir(cg) {
+        for e in rd.flatten() {
+            v.push(e.path().join("airlock").join(&name));
+        }
+    }
+    v.retain(|p| p.exists());
+    v
+}
+
+/// `airlock run` returns without waiting for the jail's own processes to
+/// exit; the cleaner it leaves behind still removes the run's cgroups.
+#[test]
+fn the_runs_cgroups_are_removed_after_it_returns() {
+    if !is_root() {
+        eprintln!("SKIPPED: without root a run has no cgroups");
+        return;
+    }
+    let d = workdir();
+    let c = Command::new(AIRLOCK)
+        .args(["run", "--workdir"])
+        .arg(d.path())
+        .args(["--", "sh", "-c", "sleep 0.5; echo done"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let t = Instant::now();
+    while run_cgroups(pid).is_empty() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !run_cgroups(pid).is_empty(),
+        "the run has cgroups while it runs"
+    );
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+    let t = Instant::now();
+    loop {
+        let left = run_cgroups(pid);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the run's cgroups stayed: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -129,16 +129,39 @@ impl Cgroup {
         u
     }
 
+    /// The run's group directories.
+    pub(crate) fn dirs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for d in [&self.memory, &self.pids].into_iter().flatten() {
+            if !v.contains(d) {
+                v.push(d.clone());
+            }
+        }
+        v
+    }
+
+    pub(crate) fn v2_kill_file(&self) -> Option<PathBuf> {
+        self.v2
+            .then(|| self.memory.as_ref().map(|m| m.join("cgroup.kill")))
+            .flatten()
+    }
+
     /// Kills whatever is left (v2) and removes the groups.
     pub fn remove(self) {
-        if self.v2 {
-            if let Some(m) = &self.memory {
+        let dirs = self.dirs();
+        Cgroup::remove_dirs(self.v2, &dirs);
+    }
+
+    /// [`Cgroup::remove`] from the directories alone.
+    pub(crate) fn remove_dirs(v2: bool, dirs: &[PathBuf]) {
+        if v2 {
+            if let Some(m) = dirs.first() {
                 let _ = std::fs::write(m.join("cgroup.kill"), "1");
             }
         }
-        for d in [self.memory, self.pids].into_iter().flatten() {
+        for d in dirs {
             for _ in 0..500 {
-                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));

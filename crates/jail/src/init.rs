@@ -178,6 +178,11 @@ fn run_a() -> Result<()> {
     unsafe {
         libc::close(ready_r);
         libc::close(mapped_w);
+        // B has the command's stdio; this process never writes to it, and
+        // holding it would keep the caller's pipes open until our exit.
+        for fd in 0..3 {
+            libc::close(fd);
+        }
     }
     supervise(b, false);
     Ok(())
@@ -246,6 +251,11 @@ fn run_b(spec: &InitSpec, root: bool, ready_w: i32, mapped_r: i32) -> Result<()>
     // exit: the status line then tells the launcher that nothing inside
     // can act any more (it scans for planted files and tears down on it).
     kill_all_and_reap();
+    // Our exit (tearing down the mount namespace) comes after the status:
+    // the caller's end of the command's stdio must not wait for it.
+    for fd in 0..3 {
+        unsafe { libc::close(fd) };
+    }
     report(&InitReport::Status(status));
     Ok(())
 }

@@ -152,6 +152,7 @@ pub struct Running {
     protected_before: BTreeSet<PathBuf>,
     setid_before: BTreeSet<PathBuf>,
     started: Instant,
+    cleaner: Option<Cleaner>,
 }
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -260,6 +261,119 @@ pub struct Zygote {
     spec_w: Option<std::fs::File>,
     report_r: Option<std::fs::File>,
     relay_parent: Option<std::os::unix::net::UnixStream>,
+    cleaner: Option<Cleaner>,
+}
+
+/// A process forked beside the zygote (while this process is still small
+/// and single-threaded, so forking it is cheap and it may allocate) that
+/// can remove the run's cgroup after the jail's own processes have exited,
+/// so the launcher need not wait for that (see [`Running::wait_detached`]).
+/// It waits for one instruction on a pipe; at end-of-file without one it
+/// exits and leaves everything as it is.
+struct Cleaner {
+    pid: libc::pid_t,
+    w: Option<std::fs::File>,
+}
+
+impl Cleaner {
+    /// Root only: cgroups are only created for a root launcher.
+    fn fork() -> Option<Cleaner> {
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let (r, w) = pipe().ok()?;
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return None;
+        }
+        if pid == 0 {
+            drop(w);
+            let r = high(r).unwrap_or(-1);
+            unsafe {
+                // None of the caller's descriptors (the command's stdio
+                // above all) may stay open here.
+                if r > 0 {
+                    libc::syscall(libc::SYS_close_range, 0u32, (r - 1) as u32, 0u32);
+                }
+                libc::syscall(libc::SYS_close_range, (r + 1) as u32, u32::MAX, 0u32);
+            }
+            wipe_environment();
+            if r >= 0 {
+                clean(unsafe { std::fs::File::from_raw_fd(r) });
+            }
+            unsafe { libc::_exit(0) }
+        }
+        Some(Cleaner {
+            pid,
+            w: Some(std::fs::File::from(w)),
+        })
+    }
+
+    /// Hands over: once `init` has exited, remove `cgroup`.
+    fn remove_after(mut self, init: libc::pid_t, cgroup: &Cgroup) -> bool {
+        let mut msg = format!("{init}\n");
+        if cgroup.v2_kill_file().is_some() {
+            msg.push_str("v2\n");
+        } else {
+            msg.push_str("v1\n");
+        }
+        for d in cgroup.dirs() {
+            msg.push_str(&d.display().to_string());
+            msg.push('\n');
+        }
+        let Some(mut w) = self.w.take() else {
+            return false;
+        };
+        if w.write_all(msg.as_bytes()).is_err() {
+            return false;
+        }
+        // Not reaped: this process exits right after; it is reparented.
+        self.pid = 0;
+        true
+    }
+}
+
+impl Drop for Cleaner {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            // Closing the pipe without an instruction ends it.
+            self.w.take();
+            let _ = wait_pid(self.pid);
+        }
+    }
+}
+
+/// The cleaner's side: read the instruction, wait for the init, remove.
+fn clean(mut r: std::fs::File) {
+    let mut msg = String::new();
+    if r.read_to_string(&mut msg).is_err() {
+        return;
+    }
+    let mut lines = msg.lines();
+    let (Some(pid), Some(kind)) = (
+        lines.next().and_then(|p| p.parse::<i32>().ok()),
+        lines.next(),
+    ) else {
+        return;
+    };
+    let dirs: Vec<PathBuf> = lines.map(PathBuf::from).collect();
+    // The instruction is complete only with at least one directory.
+    if dirs.is_empty() {
+        return;
+    }
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if pidfd >= 0 {
+        let mut p = libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // The init exits right after the jail's pid 1, which has already
+        // reported; a minute only bounds a wedged kernel.
+        unsafe { while libc::poll(&mut p, 1, 60_000) < 0 && crate::sys::errno() == libc::EINTR {} }
+    }
+    // (Without a pidfd the removal below retries while they exit.)
+    Cgroup::remove_dirs(kind == "v2", &dirs);
 }
 
 impl Zygote {
@@ -307,6 +421,7 @@ impl Zygote {
             spec_w: Some(std::fs::File::from(spec_w)),
             report_r: Some(std::fs::File::from(report_r)),
             relay_parent: Some(relay_parent),
+            cleaner: Cleaner::fork(),
         })
     }
 }
@@ -569,6 +684,7 @@ impl Prepared {
         let spec_json = serde_json::to_vec(&init).map_err(|e| JailError::Start(e.to_string()))?;
 
         let start_err = |e: std::io::Error| JailError::Start(e.to_string());
+        let mut cleaner = None;
         let (mut child, spec_w, report_r, relay_parent, stdio) = match launch {
             Launch::Exec(stdio) => match exec_init(&spec.launcher, stdio) {
                 Ok((child, spec_w, report_r, relay_parent, stdio)) => {
@@ -584,6 +700,7 @@ impl Prepared {
             },
             Launch::Zygote(mut z) => {
                 let pid = std::mem::take(&mut z.pid);
+                cleaner = z.cleaner.take();
                 let (Some(spec_w), Some(report_r), Some(relay_parent)) =
                     (z.spec_w.take(), z.report_r.take(), z.relay_parent.take())
                 else {
@@ -648,6 +765,7 @@ impl Prepared {
             protected_before: protected,
             setid_before: setid,
             started: Instant::now(),
+            cleaner,
         })
     }
 }
@@ -793,9 +911,32 @@ impl Running {
     /// processes exit: work of the caller's that needs no more than that
     /// (stopping the egress proxy) overlaps the teardown.
     pub fn wait_with<T>(
+        self,
+        timeout: Option<Duration>,
+        during: impl FnOnce() -> T,
+    ) -> Result<(Outcome, T), JailError> {
+        self.finish(timeout, during, false)
+    }
+
+    /// [`Running::wait_with`] for a process that exits right after: once
+    /// the jail has reported the command's status (everything inside is
+    /// dead), it does not wait for the jail's own processes to exit (their
+    /// namespaces' teardown takes a millisecond or two); a forked cleaner
+    /// waits for them and removes the cgroup. They are not reaped here:
+    /// they are reparented when this process exits, which must be soon.
+    pub fn wait_detached<T>(
+        self,
+        timeout: Option<Duration>,
+        during: impl FnOnce() -> T,
+    ) -> Result<(Outcome, T), JailError> {
+        self.finish(timeout, during, true)
+    }
+
+    fn finish<T>(
         mut self,
         timeout: Option<Duration>,
         during: impl FnOnce() -> T,
+        detach: bool,
     ) -> Result<(Outcome, T), JailError> {
         let pid = self.child.id() as i32;
         // The run is over at the jail's status line (its pid 1 writes it
@@ -841,16 +982,33 @@ impl Running {
             &self.setid_before,
         );
         let during = during();
-        // The init and pid 1 leave the cgroup when they exit; only then
-        // can it be removed.
-        let waited = self.child.wait();
-        // A signal that ended the launcher-side init (e.g. SIGKILL from an
-        // operator) ended the whole jail with it.
-        let init_signal = waited
-            .ok()
-            .and_then(|st| std::os::unix::process::ExitStatusExt::signal(&st));
         let had_cgroup = self.cgroup.is_some();
-        cleanup(self.scratch.as_deref(), self.cgroup.take());
+        let status_seen = text
+            .lines()
+            .any(|l| matches!(serde_json::from_str(l), Ok(InitReport::Status(_))));
+        let detached = detach
+            && status_seen
+            && match (&self.cgroup, self.cleaner.take()) {
+                (None, _) => true,
+                (Some(c), Some(cleaner)) => cleaner.remove_after(self.child.id() as libc::pid_t, c),
+                (Some(_), None) => false,
+            };
+        let init_signal = if detached {
+            // The cleaner removes the cgroup.
+            self.cgroup.take();
+            cleanup(self.scratch.as_deref(), None);
+            None
+        } else {
+            // The init and pid 1 leave the cgroup when they exit; only then
+            // can it be removed.
+            let waited = self.child.wait();
+            cleanup(self.scratch.as_deref(), self.cgroup.take());
+            // A signal that ended the launcher-side init (e.g. SIGKILL from
+            // an operator) ended the whole jail with it.
+            waited
+                .ok()
+                .and_then(|st| std::os::unix::process::ExitStatusExt::signal(&st))
+        };
 
         let mut out = Outcome {
             code: None,

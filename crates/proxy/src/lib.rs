@@ -325,6 +325,27 @@ impl BlockingProxy {
             None => Vec::new(),
         }
     }
+
+    /// Returns the records so far, removes the socket and leaves the
+    /// runtime's threads to wind down without waiting for them (connections
+    /// in flight are dropped, as with [`BlockingProxy::shutdown`]). For a
+    /// process about to exit whose proxy has no record sink that could be
+    /// cut off mid-write.
+    pub fn shutdown_background(self) -> Vec<ConnectionRecord> {
+        let BlockingProxy { handle, rt } = self;
+        let recs = match &handle {
+            Some(h) => {
+                if let Some(p) = &h.socket_path {
+                    let _ = std::fs::remove_file(p);
+                }
+                h.records()
+            }
+            None => Vec::new(),
+        };
+        rt.shutdown_background();
+        drop(handle);
+        recs
+    }
 }
 
 /// [`start_unix`] on a dedicated two-thread runtime.

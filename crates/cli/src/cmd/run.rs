@@ -141,8 +141,8 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
     let pid = running.pid() as i32;
     std::thread::spawn(move || forward_signals(signals, pid));
     // The proxy stops while the jail's own processes exit.
-    let (outcome, records) = running.wait_with(Some(timeout), || {
-        egress.map(|e| e.finish()).unwrap_or_default()
+    let (outcome, records) = running.wait_detached(Some(timeout), || {
+        egress.map(|e| e.finish_exiting()).unwrap_or_default()
     })?;
     for f in &outcome.findings {
         eprintln!(
