@@ -20,11 +20,13 @@
 //!   counter). No pair is ever made without fresh randomness: if the OS
 //!   generator fails, the pool stays empty and signing falls back to ring's
 //!   deterministic Ed25519.
-//! * Each pair is taken out of the pool under a lock (moved, not copied),
-//!   used for exactly one signature and zeroised when dropped; pairs are
-//!   never serialised, cloned, persisted or shared with another process. A
-//!   pool that finds itself in a forked child (process id changed) throws
-//!   its pairs away unused, since the parent holds the same ones.
+//! * Each pair is taken out of the pool under a lock (its slot overwritten
+//!   with zeros), used for exactly one signature and zeroised when
+//!   dropped; pairs are never serialised, cloned, persisted or shared with
+//!   another process. A pool that finds itself in a forked child (process
+//!   id changed) throws its pairs away unused, since the parent holds the
+//!   same ones. Zeroising is best effort, as in any Rust code: copies the
+//!   compiler makes when a value moves on the stack are not cleared.
 //! * The arithmetic is curve25519-dalek's constant-time field and scalar
 //!   code, not ours.
 
@@ -83,6 +85,15 @@ struct Nonce {
     big_r: [u8; 32],
 }
 
+impl Nonce {
+    fn zero() -> Nonce {
+        Nonce {
+            r: Scalar::ZERO,
+            big_r: [0; 32],
+        }
+    }
+}
+
 impl Drop for Nonce {
     fn drop(&mut self) {
         self.r.zeroize();
@@ -127,7 +138,13 @@ impl Pool {
             slots.clear();
             return None;
         }
-        slots.pop()
+        // Swap a zero pair into the slot before popping it: a plain `pop`
+        // moves the bytes out but leaves them in the vector's spare
+        // capacity, and a used `r` with its signature gives away the key.
+        let last = slots.last_mut()?;
+        let n = std::mem::replace(last, Nonce::zero());
+        slots.pop();
+        Some(n)
     }
 
     /// Adds up to `max` pairs, stopping at capacity; returns how many were
@@ -243,6 +260,27 @@ mod tests {
         }
         assert_eq!(p.len(), 0);
         assert!(p.sign(&k, b"empty").is_none());
+    }
+
+    #[test]
+    fn a_taken_pair_leaves_no_copy_in_the_pool() {
+        let k = key();
+        let p = Pool::new(1);
+        assert_eq!(p.refill(&k, 1), 1);
+        let n = p.take().unwrap();
+        assert_ne!(n.r, Scalar::ZERO);
+        let slots = p.slots.lock().unwrap();
+        assert!(slots.is_empty() && slots.capacity() >= 1);
+        // SAFETY: test only. Slot 0 of the allocation was written by `refill`
+        // and moved out of by `take`; its bytes stay initialised (a move
+        // does not uninitialise memory) and are only read, as bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(slots.as_ptr().cast::<u8>(), std::mem::size_of::<Nonce>())
+        };
+        assert!(
+            bytes.iter().all(|&b| b == 0),
+            "a used nonce's bytes remain in the pool"
+        );
     }
 
     #[test]
