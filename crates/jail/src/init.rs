@@ -96,6 +96,8 @@ fn run_a() -> Result<()> {
     }
     unshare(libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)?;
     loopback_up()?;
+    // The filters do not depend on the spec either; B and C inherit them.
+    let filters = seccomp::compile()?;
 
     let spec = read_spec()?;
     // "0" is the writer itself; see `Cgroup::procs_files` for why v1 uses
@@ -143,7 +145,7 @@ fn run_a() -> Result<()> {
             libc::close(ready_r);
             libc::close(mapped_w);
         }
-        let code = match run_b(&spec, root, ready_w, mapped_r) {
+        let code = match run_b(&spec, root, ready_w, mapped_r, &filters) {
             Ok(()) => 0,
             Err(e) => {
                 report(&InitReport::Error(e));
@@ -188,7 +190,13 @@ fn run_a() -> Result<()> {
     Ok(())
 }
 
-fn run_b(spec: &InitSpec, root: bool, ready_w: i32, mapped_r: i32) -> Result<()> {
+fn run_b(
+    spec: &InitSpec,
+    root: bool,
+    ready_w: i32,
+    mapped_r: i32,
+    filters: &[seccompiler::BpfProgram],
+) -> Result<()> {
     unsafe {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
             "PR_SET_PDEATHSIG".into()
@@ -231,13 +239,12 @@ fn run_b(spec: &InitSpec, root: bool, ready_w: i32, mapped_r: i32) -> Result<()>
             "PR_SET_PDEATHSIG".into()
         })?;
     }
-    let filters = seccomp::compile()?;
     let c = unsafe { libc::fork() };
     if c < 0 {
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
     if c == 0 {
-        let e = run_c(spec, &filters);
+        let e = run_c(spec, filters);
         report(&e);
         let code = match e {
             InitReport::ExecFailed { errno, .. } if errno == libc::ENOENT => 127,
