@@ -17,6 +17,16 @@
 //! gateway and connector in a child process, as rathole and bore run;
 //! `gw` (likewise) with only the gateway in a child process and the
 //! connector here beside the upstream, as deployed.
+//! `split` (likewise): gateway, connector and upstream each in its own
+//! child process, the agent client here.
+//!
+//! `AIRLOCK_BENCH_UPSTREAM=process` runs the HTTP upstream in its own child
+//! process, so direct, airlock (every part) and the peers all reach the same
+//! out-of-process server, as issue #7's "direct 126 µs" was measured
+//! (client and server in different processes, each woken per request).
+//! `AIRLOCK_BENCH_AUDIT=1` gives every gateway a real audit log
+//! (airlock-audit, fsync'ed group commits, in the bench's temp directory)
+//! receiving its events the way `airlock gateway` wires them.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -25,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use airlock_tunnel::certs::Ca;
 use airlock_tunnel::connector::{Connector, ConnectorOptions, RouteTarget};
+use airlock_tunnel::events::{EventSink, TunnelEvent};
 use airlock_tunnel::gateway::{Gateway, GatewayOptions};
 use airlock_tunnel::state::State;
 use bytes::Bytes;
@@ -106,7 +117,47 @@ fn cpu_ns_of(pid: &str) -> u64 {
 fn want(part: &str) -> bool {
     match std::env::var("AIRLOCK_BENCH_ONLY") {
         Ok(v) if !v.trim().is_empty() => v.split(',').any(|p| p.trim() == part),
-        _ => part != "sep" && part != "gw",
+        _ => part != "sep" && part != "gw" && part != "split",
+    }
+}
+
+/// The gateway's events into a real audit log, as the CLI's `TunnelSink`
+/// does (routed requests: agent, tunnel, session, status, duration, and the
+/// whole event as detail).
+struct AuditSink(airlock_audit::AuditHandle);
+
+impl EventSink for AuditSink {
+    fn record(&self, e: TunnelEvent) {
+        use airlock_audit::{Event, Kind};
+        let ev = match &e {
+            TunnelEvent::Routed {
+                agent,
+                tunnel,
+                mcp_session,
+                status,
+                duration,
+                ..
+            } => Event::new(Kind::Tunnel)
+                .agent(agent.clone())
+                .tunnel(tunnel.clone())
+                .session(mcp_session.clone())
+                .status(status.to_string())
+                .duration(*duration),
+            _ => Event::new(Kind::Tunnel),
+        };
+        let detail = serde_json::to_value(&e).unwrap_or_default();
+        self.0.record(ev.detail(detail)).unwrap();
+    }
+}
+
+fn audit_opt(go: &mut GatewayOptions, dir: &std::path::Path) {
+    if std::env::var("AIRLOCK_BENCH_AUDIT").is_ok_and(|v| v == "1") {
+        let cfg = airlock_config::Audit {
+            dir: dir.join(format!("audit-{}", std::process::id())),
+            ..Default::default()
+        };
+        let h = airlock_audit::open(&cfg, airlock_audit::LogOptions::default()).unwrap();
+        go.events = Some(std::sync::Arc::new(AuditSink(h)));
     }
 }
 
@@ -282,7 +333,14 @@ fn main() {
 }
 
 async fn bench() {
+    if std::env::var_os("AIRLOCK_BENCH_CHILD_UPSTREAM").is_some() {
+        println!("READY {}", upstream().await);
+        return std::future::pending::<()>().await;
+    }
     if let Ok(d) = std::env::var("AIRLOCK_BENCH_CHILD") {
+        if std::env::var_os("AIRLOCK_BENCH_CHILD_CONNECTOR").is_some() {
+            return connector_child(std::path::PathBuf::from(d)).await;
+        }
         return child(std::path::PathBuf::from(d)).await;
     }
     let dir = std::env::temp_dir().join(format!("airlock-bench-{}", std::process::id()));
@@ -298,7 +356,13 @@ async fn bench() {
         .unwrap();
     let (_, key) = st.create_key("bench", "bench", &[]).unwrap();
     drop(st);
-    let up = upstream().await;
+    let up_process = std::env::var("AIRLOCK_BENCH_UPSTREAM").is_ok_and(|v| v == "process");
+    let (up, up_child) = if up_process {
+        let (c, line) = spawn_self(&[("AIRLOCK_BENCH_CHILD_UPSTREAM", "1".as_ref())]);
+        (line.parse().unwrap(), Some(c))
+    } else {
+        (upstream().await, None)
+    };
     let mut go = GatewayOptions::new(
         state.clone(),
         server.cert.clone().into(),
@@ -306,6 +370,7 @@ async fn bench() {
     );
     go.agent_tls = false;
     presign_opt(&mut go);
+    audit_opt(&mut go, &dir);
     let gw = Gateway::start(go.clone()).await.unwrap();
     let mk = |gw: &Gateway, links: u32, name: &str| {
         let mut o = ConnectorOptions::new(
@@ -331,7 +396,9 @@ async fn bench() {
     let k = Some(key.as_str());
 
     println!(
-        "airlock tunnel benchmark (loopback, 2 links, TLS 1.3 ring, agent side plain HTTP/1.1)"
+        "airlock tunnel benchmark (loopback, 2 links, TLS 1.3 ring, agent side plain HTTP/1.1; upstream {}{})",
+        if up_child.is_some() { "in its own process" } else { "in the client's process" },
+        if go.events.is_some() { "; gateway audit log on" } else { "" }
     );
     let line = |what: &str, n: usize, d: &Lat, t: &Lat| {
         println!(
@@ -427,6 +494,66 @@ async fn bench() {
             );
         }
         c.shutdown().await;
+    }
+
+    if want("split") {
+        // Every party in its own process: gateway, connector, upstream
+        // (with AIRLOCK_BENCH_UPSTREAM=process) and the agent client here.
+        let (gwc, agent, tunnel, key) = spawn_child_as(
+            &dir,
+            "split",
+            up,
+            &gw_ca,
+            &server,
+            &tun_ca,
+            &client_cert,
+            true,
+        )
+        .await;
+        let cdir = dir.join("split");
+        std::fs::write(cdir.join("tunnel"), tunnel.unwrap().to_string()).unwrap();
+        let (cc, _) = spawn_self(&[
+            ("AIRLOCK_BENCH_CHILD", cdir.as_os_str()),
+            ("AIRLOCK_BENCH_CHILD_CONNECTOR", "1".as_ref()),
+        ]);
+        let k = Some(key.as_str());
+        let n = scale(5000);
+        let pids = [gwc.0.id().to_string(), cc.0.id().to_string()];
+        for (what, path, body) in [
+            ("small GET", "/small", None),
+            ("small MCP call", "", Some(MCP_CALL)),
+        ] {
+            let d = latency(up, &format!("/mcp{path}"), None, n, false, body).await;
+            let c0: Vec<u64> = pids.iter().map(|p| cpu_ns_of(p)).collect();
+            let t = latency(agent, &format!("/t/bench/r{path}"), k, n, false, body).await;
+            let per =
+                |i: usize| Duration::from_nanos((cpu_ns_of(&pids[i]) - c0[i]) / (n as u64 + 200));
+            println!(
+                "{what}, gateway | connector | upstream in separate processes ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: this process {} gateway {} connector {}",
+                us(d.p50),
+                us(d.p99),
+                us(t.p50),
+                us(t.p99),
+                us(t.p50.saturating_sub(d.p50)),
+                us(t.cpu),
+                us(per(0)),
+                us(per(1))
+            );
+        }
+        let rd = latency(up, "/mcp/small", None, scale(2000), false, None).await;
+        let rt = latency(agent, "/t/bench/r/small", k, scale(2000), false, None).await;
+        let d = latency(up, "/mcp/small", None, scale(2000), true, None).await;
+        let t = latency(agent, "/t/bench/r/small", k, scale(2000), true, None).await;
+        let direct = d.p50.saturating_sub(rd.p50);
+        let tunnel = t.p50.saturating_sub(rt.p50);
+        println!(
+            "new-connection overhead, separate processes (p50 new - p50 reused): direct {} | airlock {} | airlock extra {} (new p50: direct {} airlock {})",
+            us(direct),
+            us(tunnel),
+            us(tunnel.saturating_sub(direct)),
+            us(d.p50),
+            us(t.p50)
+        );
     }
 
     if want("sep") {
@@ -698,6 +825,7 @@ async fn child(dir: std::path::PathBuf) {
     let mut go = GatewayOptions::new(dir.join("child-state.db"), rd("gw.pem"), rd("gw.key"));
     go.agent_tls = false;
     presign_opt(&mut go);
+    audit_opt(&mut go, &dir);
     let gw = Gateway::start(go).await.unwrap();
     if std::env::var_os("AIRLOCK_BENCH_CHILD_GW_ONLY").is_some() {
         println!("READY {} {}", gw.agent_addr, gw.tunnel_addr);
@@ -719,6 +847,54 @@ async fn child(dir: std::path::PathBuf) {
     c.wait_links(2).await;
     println!("READY {}", gw.agent_addr);
     std::future::pending::<()>().await;
+}
+
+/// A connector alone (2 links) to the gateway whose tunnel address is in
+/// `dir/tunnel`; prints `READY` once both links are up.
+async fn connector_child(dir: std::path::PathBuf) {
+    let rd = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let up = String::from_utf8(rd("upstream")).unwrap();
+    let tunnel: SocketAddr = String::from_utf8(rd("tunnel")).unwrap().parse().unwrap();
+    let token = String::from_utf8(rd("token")).unwrap();
+    let mut o = ConnectorOptions::new(
+        format!("localhost:{}", tunnel.port()),
+        "bench".into(),
+        token,
+        rd("gwca.pem"),
+        rd("c.pem"),
+        rd("c.key"),
+    );
+    o.routes = BTreeMap::from([(
+        "r".to_string(),
+        RouteTarget::Http(format!("http://{up}/mcp")),
+    )]);
+    let mut c = Connector::start(o).unwrap();
+    c.wait_links(2).await;
+    println!("READY");
+    std::future::pending::<()>().await;
+}
+
+/// Re-executes this bench with `envs`; returns the child and what its
+/// `READY` line said after the word.
+fn spawn_self(envs: &[(&str, &std::ffi::OsStr)]) -> (KillOnDrop, String) {
+    use std::io::BufRead;
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.stdout(std::process::Stdio::piped());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let mut child = KillOnDrop(c.spawn().unwrap());
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let rest = line
+        .trim()
+        .strip_prefix("READY")
+        .unwrap()
+        .trim()
+        .to_string();
+    (child, rest)
 }
 
 fn child_rss_kib(pid: u32) -> u64 {
