@@ -16,6 +16,7 @@ pub struct Egress {
     /// Records go to an audit sink as connections end.
     audited: bool,
     pub access: NetworkAccess,
+    /// The run's own directories and socket, removed at the end.
     dirs: Vec<PathBuf>,
 }
 
@@ -51,6 +52,7 @@ pub struct Pending {
     listener: std::os::unix::net::UnixListener,
     opts: ProxyOptions,
     pub access: NetworkAccess,
+    /// The run's own directories and socket, removed at the end.
     dirs: Vec<PathBuf>,
 }
 
@@ -66,20 +68,23 @@ pub fn prepare(
     if config.sandbox.network.allow.is_empty() {
         return Ok(None);
     }
-    let private = tempdir_in(&std::env::temp_dir(), "airlock-egress", 0o700)?;
-    let mut dirs = vec![private.clone()];
-    match prepare_in(
-        config,
-        session,
-        audit,
-        ca_dir,
-        upstream_ca,
-        private,
-        &mut dirs,
-    ) {
+    // The socket goes into a directory of our own that every run reuses: a
+    // mkdir and rmdir per run are slow in a busy ext4 /tmp. When that
+    // directory is not plainly ours, the run gets a fresh one.
+    let (sock, mut dirs) = match shared_socket_dir() {
+        Some(d) => {
+            let sock = d.join(format!("{}-{:x}.sock", std::process::id(), rand_u32()?));
+            (sock, Vec::new())
+        }
+        None => {
+            let d = tempdir_in(&std::env::temp_dir(), "airlock-egress", 0o700)?;
+            (d.join("proxy.sock"), vec![d])
+        }
+    };
+    match prepare_in(config, session, audit, ca_dir, upstream_ca, sock, &mut dirs) {
         Ok(p) => Ok(Some(p)),
         Err(e) => {
-            remove_dirs(&dirs);
+            remove_paths(&dirs);
             Err(e)
         }
     }
@@ -91,7 +96,7 @@ fn prepare_in(
     audit: Option<&airlock_audit::AuditHandle>,
     ca_dir: Option<&Path>,
     upstream_ca: Option<&Path>,
-    private: PathBuf,
+    sock: PathBuf,
     dirs: &mut Vec<PathBuf>,
 ) -> anyhow::Result<Pending> {
     let cred = ProxyCredential::generate().context("generate the proxy credential")?;
@@ -128,7 +133,8 @@ fn prepare_in(
             std::fs::read_to_string(f).with_context(|| format!("--upstream-ca {}", f.display()))?,
         );
     }
-    let sock = private.join("proxy.sock");
+    // Removed with the rest if anything fails from here.
+    dirs.push(sock.clone());
     let listener = airlock_proxy::bind_unix(&sock).context("start the egress proxy")?;
     Ok(Pending {
         listener,
@@ -153,6 +159,16 @@ impl Pending {
             dirs,
         } = self;
         let audited = opts.sink.is_some();
+        if let Some(dir) = access.proxy_socket.parent().filter(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".airlock-egress-"))
+        }) {
+            // Off the critical path: the jail is already starting.
+            let dir = dir.to_path_buf();
+            let _ = std::thread::Builder::new()
+                .name("airlock-egress-sweep".into())
+                .spawn(move || sweep_stale_sockets(&dir));
+        }
         match airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts) {
             Ok(proxy) => Ok(Egress {
                 proxy,
@@ -161,7 +177,7 @@ impl Pending {
                 dirs,
             }),
             Err(e) => {
-                remove_dirs(&dirs);
+                remove_paths(&dirs);
                 Err(anyhow::Error::new(e).context("start the egress proxy"))
             }
         }
@@ -169,21 +185,76 @@ impl Pending {
 
     /// Gives up before serving: removes the socket and directories.
     pub fn abandon(self) {
-        remove_dirs(&self.dirs);
+        remove_paths(&self.dirs);
     }
 }
 
-fn remove_dirs(dirs: &[PathBuf]) {
-    for d in dirs {
-        let _ = std::fs::remove_dir_all(d);
+/// Removes the run's directories and its socket.
+fn remove_paths(paths: &[PathBuf]) {
+    for p in paths {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir_all(p);
+            }
+            Ok(_) => {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(_) => {}
+        }
     }
+}
+
+/// `$TMPDIR/.airlock-egress-UID`, created 0700 on first use; `None` when it
+/// is not a directory of ours that nobody else may enter or write.
+fn shared_socket_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let euid = unsafe { libc::geteuid() };
+    let d = std::env::temp_dir().join(format!(".airlock-egress-{euid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
+    let m = std::fs::symlink_metadata(&d).ok()?;
+    (m.is_dir() && m.uid() == euid && m.mode() & 0o077 == 0).then_some(d)
+}
+
+/// Sockets in the shared directory left by runs whose process is gone
+/// (killed before they could remove theirs).
+fn sweep_stale_sockets(dir: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".sock"))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && e.file_type().is_ok_and(|t| t.is_socket()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn rand_u32() -> anyhow::Result<u32> {
+    let mut b = [0u8; 4];
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+    }
+    Ok(u32::from_ne_bytes(b))
 }
 
 impl Egress {
     /// Stops the proxy, removes its files, returns every connection record.
     pub fn finish(self) -> Vec<ConnectionRecord> {
         let recs = self.proxy.shutdown();
-        remove_dirs(&self.dirs);
+        remove_paths(&self.dirs);
         recs
     }
 
@@ -195,19 +266,13 @@ impl Egress {
             return self.finish();
         }
         let recs = self.proxy.shutdown_background();
-        remove_dirs(&self.dirs);
+        remove_paths(&self.dirs);
         recs
     }
 }
 
 fn tempdir_in(base: &Path, prefix: &str, mode: u32) -> anyhow::Result<PathBuf> {
-    let mut b = [0u8; 4];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
-    let d = base.join(format!(
-        "{prefix}-{}-{:x}",
-        std::process::id(),
-        u32::from_ne_bytes(b)
-    ));
+    let d = base.join(format!("{prefix}-{}-{:x}", std::process::id(), rand_u32()?));
     std::fs::create_dir(&d).with_context(|| format!("create {}", d.display()))?;
     set_mode(&d, mode)?;
     Ok(d)

@@ -115,3 +115,51 @@ fn the_runs_cgroups_are_removed_after_it_returns() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The egress proxy's socket lives in `$TMPDIR/.airlock-egress-UID`, reused
+/// by every run: a run removes its own socket, and sockets of runs whose
+/// process is gone (killed before they could) are swept; a live process's
+/// socket is left alone.
+#[test]
+fn egress_sockets_are_removed_and_stale_ones_swept() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp
+        .path()
+        .join(format!(".airlock-egress-{}", unsafe { libc::geteuid() }));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A process that has exited and been reaped: its pid is gone.
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let stale = dir.join(format!("{dead_pid}-1.sock"));
+    let live = dir.join(format!("{}-2.sock", std::process::id()));
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    drop(std::os::unix::net::UnixListener::bind(&live).unwrap());
+    let d = workdir();
+    let out = Command::new(AIRLOCK)
+        .args(["run", "--allow-net", "example.com", "--workdir"])
+        .arg(d.path())
+        .args(["--", "sh", "-c", "ls /tmp >/dev/null; sleep 0.3; echo ok"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![format!("{}-2.sock", std::process::id())],
+        "only the live process's socket stays"
+    );
+}
