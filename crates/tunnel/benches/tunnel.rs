@@ -26,7 +26,8 @@
 //! (client and server in different processes, each woken per request).
 //! `AIRLOCK_BENCH_AUDIT=1` gives every gateway a real audit log
 //! (airlock-audit, fsync'ed group commits, in the bench's temp directory)
-//! receiving its events the way `airlock gateway` wires them.
+//! receiving its events the way `airlock gateway` wires them;
+//! `AIRLOCK_BENCH_AUDIT=wake` only hands each event to another thread.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -129,6 +130,7 @@ struct AuditSink(airlock_audit::AuditHandle);
 impl EventSink for AuditSink {
     fn record(&self, e: TunnelEvent) {
         use airlock_audit::{Event, Kind};
+        let t = Instant::now();
         let ev = match &e {
             TunnelEvent::Routed {
                 agent,
@@ -147,13 +149,41 @@ impl EventSink for AuditSink {
         };
         let detail = serde_json::to_value(&e).unwrap_or_default();
         self.0.record(ev.detail(detail)).unwrap();
+        SINK_NS.fetch_add(
+            t.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        SINK_N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Time spent in the audit sink's `record` (on the gateway's request path).
+static SINK_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static SINK_N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `AIRLOCK_BENCH_AUDIT=wake`: the hand-off alone, to tell its cost from
+/// the log's: each event goes through a channel to a thread that drops it.
+struct WakeSink(std::sync::Mutex<std::sync::mpsc::Sender<TunnelEvent>>);
+
+impl EventSink for WakeSink {
+    fn record(&self, e: TunnelEvent) {
+        let _ = self.0.lock().unwrap().send(e);
     }
 }
 
 fn audit_opt(go: &mut GatewayOptions, dir: &std::path::Path) {
+    if std::env::var("AIRLOCK_BENCH_AUDIT").is_ok_and(|v| v == "wake") {
+        let (tx, rx) = std::sync::mpsc::channel::<TunnelEvent>();
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        go.events = Some(std::sync::Arc::new(WakeSink(std::sync::Mutex::new(tx))));
+    }
     if std::env::var("AIRLOCK_BENCH_AUDIT").is_ok_and(|v| v == "1") {
         let cfg = airlock_config::Audit {
-            dir: dir.join(format!("audit-{}", std::process::id())),
+            // AIRLOCK_BENCH_AUDIT_DIR: e.g. a tmpfs, to tell fsync's share.
+            dir: std::env::var_os("AIRLOCK_BENCH_AUDIT_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| dir.to_path_buf())
+                .join(format!("audit-{}", std::process::id())),
             ..Default::default()
         };
         let h = airlock_audit::open(&cfg, airlock_audit::LogOptions::default()).unwrap();
@@ -398,7 +428,11 @@ async fn bench() {
     println!(
         "airlock tunnel benchmark (loopback, 2 links, TLS 1.3 ring, agent side plain HTTP/1.1; upstream {}{})",
         if up_child.is_some() { "in its own process" } else { "in the client's process" },
-        if go.events.is_some() { "; gateway audit log on" } else { "" }
+        match std::env::var("AIRLOCK_BENCH_AUDIT").as_deref() {
+            Ok("1") => "; gateway audit log on",
+            Ok("wake") => "; gateway events handed to a thread",
+            _ => "",
+        }
     );
     let line = |what: &str, n: usize, d: &Lat, t: &Lat| {
         println!(
@@ -448,6 +482,14 @@ async fn bench() {
                 us(tunnel.saturating_sub(direct))
             );
         }
+    }
+
+    let sink_n = SINK_N.load(std::sync::atomic::Ordering::Relaxed);
+    if sink_n > 0 {
+        println!(
+            "audit sink: {sink_n} events, {:.1} µs each in record() (on the request path)",
+            SINK_NS.load(std::sync::atomic::Ordering::Relaxed) as f64 / sink_n as f64 / 1e3
+        );
     }
 
     if want("gw") {
