@@ -993,12 +993,26 @@ fn session_bash(addr: &str, key: &str, sid: &str, command: &str) -> String {
     out
 }
 
+/// Processes whose whole command line is `sleep TAG` (anchored, so a shell
+/// or subshell whose own command line mentions it is not counted).
 fn jailed_sleepers(tag: &str) -> usize {
     let out = Command::new("pgrep")
-        .args(["-f", &format!("sleep {tag}")])
+        .args(["-f", &format!("^sleep {tag}$")])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Polls [`jailed_sleepers`] until it is `n` (10 s at most); returns the last count.
+fn await_sleepers(tag: &str, n: usize) -> usize {
+    let t0 = std::time::Instant::now();
+    loop {
+        let c = jailed_sleepers(tag);
+        if c == n || t0.elapsed() > Duration::from_secs(10) {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -1016,7 +1030,8 @@ fn a_session_jail_ends_with_its_session_and_an_agent_only_displaces_its_own() {
         "(sleep 7391 >/dev/null 2>&1 &) ; echo started",
     );
     assert!(out.contains("started"), "{out}");
-    assert_eq!(jailed_sleepers("7391"), 1);
+    // The background sleep may exec only after the call has returned.
+    assert_eq!(await_sleepers("7391", 1), 1);
     let auth = format!("Bearer {KEY_CI}");
     let (st, _, _) = http(
         a,
@@ -1029,11 +1044,11 @@ fn a_session_jail_ends_with_its_session_and_an_agent_only_displaces_its_own() {
         "",
     );
     assert!(st == 200 || st == 202 || st == 204, "DELETE: {st}");
-    let t0 = std::time::Instant::now();
-    while jailed_sleepers("7391") > 0 && t0.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(jailed_sleepers("7391"), 0, "the jail outlived its session");
+    assert_eq!(
+        await_sleepers("7391", 0),
+        0,
+        "the jail outlived its session"
+    );
 
     // The other agent keeps its session while ci opens more than its share (8).
     let other = open_session(a, KEY_REV);
@@ -1476,13 +1491,6 @@ fn cancelling_a_bash_call_kills_the_command_and_the_session_goes_on() {
     let f = agent_fixture();
     let s = serve_agent(&f);
     let a = s.addr.clone();
-    let wait_sleepers = |tag: &str, want: usize| {
-        let t0 = std::time::Instant::now();
-        while jailed_sleepers(tag) != want && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        jailed_sleepers(tag)
-    };
 
     let sid = open_session(&a, KEY_CI);
     let auth = format!("Bearer {KEY_CI}");
@@ -1495,7 +1503,7 @@ fn cancelling_a_bash_call_kills_the_command_and_the_session_goes_on() {
     );
     let mut running = TcpStream::connect(&a).unwrap();
     running.write_all(head.as_bytes()).unwrap();
-    assert_eq!(wait_sleepers("8123", 1), 1, "the command did not start");
+    assert_eq!(await_sleepers("8123", 1), 1, "the command did not start");
     let t0 = std::time::Instant::now();
     let (st, _, out) = http(
         &a,
@@ -1508,7 +1516,11 @@ fn cancelling_a_bash_call_kills_the_command_and_the_session_goes_on() {
         r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"stop"}}"#,
     );
     assert_eq!(st, 202, "{out}");
-    assert_eq!(wait_sleepers("8123", 0), 0, "the cancelled command runs on");
+    assert_eq!(
+        await_sleepers("8123", 0),
+        0,
+        "the cancelled command runs on"
+    );
     eprintln!("cancel to command gone: {:?}", t0.elapsed());
     drop(running);
     let next = session_bash(&a, KEY_CI, &sid, "echo again");
@@ -1530,10 +1542,10 @@ fn cancelling_a_bash_call_kills_the_command_and_the_session_goes_on() {
     );
     let mut running = TcpStream::connect(&a).unwrap();
     running.write_all(head.as_bytes()).unwrap();
-    assert_eq!(wait_sleepers("8124", 1), 1, "the command did not start");
+    assert_eq!(await_sleepers("8124", 1), 1, "the command did not start");
     drop(running);
     assert_eq!(
-        wait_sleepers("8124", 0),
+        await_sleepers("8124", 0),
         0,
         "closing the stream did not stop it"
     );
@@ -1600,7 +1612,7 @@ fn stdio_progress_heartbeat_and_cancellation_on_the_wire() {
 
     send(
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bash",
-        "arguments":{"command":"sleep 1.3; echo woke"},"_meta":{"progressToken":"s1"}}}),
+        "arguments":{"command":"sleep 2.5; echo woke"},"_meta":{"progressToken":"s1"}}}),
     );
     let got = until(2);
     let notes: Vec<&Value> = got
@@ -1611,12 +1623,13 @@ fn stdio_progress_heartbeat_and_cancellation_on_the_wire() {
         notes.iter().all(|n| n["params"]["progressToken"] == "s1"),
         "{got:?}"
     );
-    // The heartbeat while nothing is printed, then the final report.
+    // The heartbeat (every second) while nothing is printed, then the final
+    // report. The command runs 2.5 s, so a loaded machine still sees one.
     assert!(
-        notes.iter().any(|n| n["params"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("running 1.0s, 0 bytes of output")),
+        notes.iter().any(|n| {
+            let m = n["params"]["message"].as_str().unwrap();
+            m.starts_with("running ") && m.ends_with("s, 0 bytes of output")
+        }),
         "{got:?}"
     );
     assert!(
@@ -1642,17 +1655,13 @@ fn stdio_progress_heartbeat_and_cancellation_on_the_wire() {
         json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"bash",
         "arguments":{"command":"sleep 8125"}}}),
     );
-    let t0 = std::time::Instant::now();
-    while jailed_sleepers("8125") != 1 && t0.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(jailed_sleepers("8125"), 1, "the command did not start");
+    assert_eq!(await_sleepers("8125", 1), 1, "the command did not start");
     send(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":4}}));
-    let t0 = std::time::Instant::now();
-    while jailed_sleepers("8125") != 0 && t0.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(jailed_sleepers("8125"), 0, "the cancelled command runs on");
+    assert_eq!(
+        await_sleepers("8125", 0),
+        0,
+        "the cancelled command runs on"
+    );
     // No response for the cancelled request; the next call is served.
     send(
         json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"bash",
