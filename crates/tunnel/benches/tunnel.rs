@@ -28,6 +28,8 @@
 //! (airlock-audit, fsync'ed group commits, in the bench's temp directory)
 //! receiving its events the way `airlock gateway` wires them;
 //! `AIRLOCK_BENCH_AUDIT=wake` only hands each event to another thread.
+//! `AIRLOCK_BENCH_GW_THREADS=N` sets the worker count of a gateway-only
+//! child (`gw`, `split`) apart from `AIRLOCK_BENCH_THREADS`.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -1070,6 +1072,10 @@ async fn spawn_child_as(
             .stdout(std::process::Stdio::piped());
         if gw_only {
             c.env("AIRLOCK_BENCH_CHILD_GW_ONLY", "1");
+            // The gateway's own runtime, apart from the other processes'.
+            if let Some(t) = std::env::var_os("AIRLOCK_BENCH_GW_THREADS") {
+                c.env("AIRLOCK_BENCH_THREADS", t);
+            }
         }
         c.spawn().unwrap()
     });
