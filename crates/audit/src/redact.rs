@@ -4,7 +4,7 @@
 //! with a keyed fingerprint (`[REDACTED:github-token:3f9a1c]`), so two uses
 //! of one secret can be matched without revealing it.
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde_json::Value;
 
 use crate::keys::{hex, hmac};
@@ -130,6 +130,9 @@ pub struct Redactor {
     key: [u8; 32],
     fields: Vec<String>,
     rules: Vec<Rule>,
+    /// All of `rules` in one automaton: text none of them matches (most
+    /// text) is scanned once instead of once per rule.
+    any_rule: RegexSet,
     /// Resolved secret values (longest first), always redacted by value.
     known: Vec<(String, String)>,
 }
@@ -170,10 +173,13 @@ impl Redactor {
                 group: *group,
             })
             .collect();
+        let any_rule =
+            RegexSet::new(RULES.iter().map(|(_, re, _)| re)).expect("built-in rules compile");
         Redactor {
             key,
             fields,
             rules,
+            any_rule,
             known: Vec::new(),
         }
     }
@@ -242,6 +248,12 @@ impl Redactor {
             if cur.contains(val.as_str()) {
                 out = Some(cur.replace(val.as_str(), &self.placeholder(name, val)));
             }
+        }
+        // Exact shortcut: if no rule matches, the loop below changes nothing.
+        // When one does, every rule still runs in order on the text as the
+        // earlier ones left it.
+        if !self.any_rule.is_match(out.as_deref().unwrap_or(s)) {
+            return out;
         }
         for rule in &self.rules {
             let cur = out.as_deref().unwrap_or(s);
