@@ -723,7 +723,7 @@ impl Prepared {
         let _ = spec_w.write_all(&spec_json);
         drop(spec_w);
         // Off the critical path now: the init has what it needs.
-        crate::stale::sweep_once();
+        crate::stale::sweep_once(scratch.is_some());
 
         let relay = match &spec.network {
             Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
