@@ -289,6 +289,40 @@ struct Lat {
     cpu: Duration,
 }
 
+/// A small GET and a small MCP call, direct to `up` and through `agent`,
+/// one line each for `layout`, with the CPU per request of this process
+/// and of each named child process.
+async fn compare_small(
+    layout: &str,
+    up: SocketAddr,
+    agent: SocketAddr,
+    key: Option<&str>,
+    children: &[(&str, &str)],
+) {
+    let n = scale(5000);
+    for (what, path, body) in [
+        ("small GET", "/small", None),
+        ("small MCP call", "", Some(MCP_CALL)),
+    ] {
+        let d = latency(up, &format!("/mcp{path}"), None, n, false, body).await;
+        let c0: Vec<u64> = children.iter().map(|(_, p)| cpu_ns_of(p)).collect();
+        let t = latency(agent, &format!("/t/bench/r{path}"), key, n, false, body).await;
+        let mut cpu = format!("this process {}", us(t.cpu));
+        for ((name, pid), before) in children.iter().zip(c0) {
+            let per = Duration::from_nanos((cpu_ns_of(pid) - before) / (n as u64 + 200));
+            cpu.push_str(&format!(" {name} {}", us(per)));
+        }
+        println!(
+            "{what}, {layout} ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: {cpu}",
+            us(d.p50),
+            us(d.p99),
+            us(t.p50),
+            us(t.p99),
+            us(t.p50.saturating_sub(d.p50)),
+        );
+    }
+}
+
 async fn latency(
     addr: SocketAddr,
     path: &str,
@@ -516,27 +550,15 @@ async fn bench() {
         let mut c = Connector::start(o).unwrap();
         c.wait_links(2).await;
         let k = Some(key.as_str());
-        let n = scale(5000);
         let pid = child.0.id().to_string();
-        for (what, path, body) in [
-            ("small GET", "/small", None),
-            ("small MCP call", "", Some(MCP_CALL)),
-        ] {
-            let d = latency(up, &format!("/mcp{path}"), None, n, false, body).await;
-            let c0 = cpu_ns_of(&pid);
-            let t = latency(agent, &format!("/t/bench/r{path}"), k, n, false, body).await;
-            let child_cpu = Duration::from_nanos((cpu_ns_of(&pid) - c0) / (n as u64 + 200));
-            println!(
-                "{what}, gateway in a child process ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: this process {} child {}",
-                us(d.p50),
-                us(d.p99),
-                us(t.p50),
-                us(t.p99),
-                us(t.p50.saturating_sub(d.p50)),
-                us(t.cpu),
-                us(child_cpu)
-            );
-        }
+        compare_small(
+            "gateway in a child process",
+            up,
+            agent,
+            k,
+            &[("child", &pid)],
+        )
+        .await;
         c.shutdown().await;
     }
 
@@ -561,29 +583,15 @@ async fn bench() {
             ("AIRLOCK_BENCH_CHILD_CONNECTOR", "1".as_ref()),
         ]);
         let k = Some(key.as_str());
-        let n = scale(5000);
-        let pids = [gwc.0.id().to_string(), cc.0.id().to_string()];
-        for (what, path, body) in [
-            ("small GET", "/small", None),
-            ("small MCP call", "", Some(MCP_CALL)),
-        ] {
-            let d = latency(up, &format!("/mcp{path}"), None, n, false, body).await;
-            let c0: Vec<u64> = pids.iter().map(|p| cpu_ns_of(p)).collect();
-            let t = latency(agent, &format!("/t/bench/r{path}"), k, n, false, body).await;
-            let per =
-                |i: usize| Duration::from_nanos((cpu_ns_of(&pids[i]) - c0[i]) / (n as u64 + 200));
-            println!(
-                "{what}, gateway | connector | upstream in separate processes ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: this process {} gateway {} connector {}",
-                us(d.p50),
-                us(d.p99),
-                us(t.p50),
-                us(t.p99),
-                us(t.p50.saturating_sub(d.p50)),
-                us(t.cpu),
-                us(per(0)),
-                us(per(1))
-            );
-        }
+        let (gp, cp) = (gwc.0.id().to_string(), cc.0.id().to_string());
+        compare_small(
+            "gateway | connector | upstream in separate processes",
+            up,
+            agent,
+            k,
+            &[("gateway", &gp), ("connector", &cp)],
+        )
+        .await;
         let rd = latency(up, "/mcp/small", None, scale(2000), false, None).await;
         let rt = latency(agent, "/t/bench/r/small", k, scale(2000), false, None).await;
         let d = latency(up, "/mcp/small", None, scale(2000), true, None).await;
@@ -604,27 +612,15 @@ async fn bench() {
         let (child, agent, key) =
             spawn_child(&dir, "sep", up, &gw_ca, &server, &tun_ca, &client_cert).await;
         let k = Some(key.as_str());
-        let n = scale(5000);
         let pid = child.0.id().to_string();
-        for (what, path, body) in [
-            ("small GET", "/small", None),
-            ("small MCP call", "", Some(MCP_CALL)),
-        ] {
-            let d = latency(up, &format!("/mcp{path}"), None, n, false, body).await;
-            let c0 = cpu_ns_of(&pid);
-            let t = latency(agent, &format!("/t/bench/r{path}"), k, n, false, body).await;
-            let child_cpu = Duration::from_nanos((cpu_ns_of(&pid) - c0) / (n as u64 + 200));
-            println!(
-                "{what}, gateway + connector in a child process ({n}): direct p50 {} p99 {} | airlock p50 {} p99 {} | airlock - direct p50 {} | CPU per request: this process {} child {}",
-                us(d.p50),
-                us(d.p99),
-                us(t.p50),
-                us(t.p99),
-                us(t.p50.saturating_sub(d.p50)),
-                us(t.cpu),
-                us(child_cpu)
-            );
-        }
+        compare_small(
+            "gateway + connector in a child process",
+            up,
+            agent,
+            k,
+            &[("child", &pid)],
+        )
+        .await;
         let (g, gc) = bulk(agent, "/t/bench/r", k, 2usize << 30, &[child.0.id()]).await;
         println!("bulk 2 GiB, one stream, gateway + connector in a child process: {g:.2} Gbit/s (CPU {gc:.2} s/GiB, both processes)");
     }
