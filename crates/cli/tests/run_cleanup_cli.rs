@@ -11,20 +11,15 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{is_root, AIRLOCK};
+use support::{is_root, run_cgroups, AIRLOCK};
 
 /// Every directory the run of launcher `pid` owns.
 fn leftovers(tmp: &std::path::Path, pid: u32) -> Vec<PathBuf> {
-    let name = format!("run-{pid}-0");
-    let mut v = vec![tmp.join(format!(".airlock-{name}"))];
-    let cg = std::path::Path::new("/sys/fs/cgroup");
-    v.push(cg.join("airlock").join(&name));
-    if let Ok(rd) = std::fs::read_dir(cg) {
-        for e in rd.flatten() {
-            v.push(e.path().join("airlock").join(&name));
-        }
+    let mut v = run_cgroups(pid);
+    let scratch = tmp.join(format!(".airlock-run-{pid}-0"));
+    if scratch.exists() {
+        v.push(scratch);
     }
-    v.retain(|p| p.exists());
     v
 }
 

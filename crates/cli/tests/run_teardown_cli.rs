@@ -5,13 +5,12 @@
 //! when pid 1 exits. With a root and with an unprivileged caller (see
 //! `support`).
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[macro_use]
 mod support;
-use support::{is_root, workdir, Jail, AIRLOCK};
+use support::{is_root, run_cgroups, workdir, Jail, AIRLOCK};
 
 both_modes!(leftover_processes_die_before_the_planted_file_scan);
 
@@ -57,20 +56,6 @@ fn leftover_processes_die_before_the_planted_file_scan(j: &Jail) {
         !d.path().join(".bashrc").exists(),
         "a writer outlived the run"
     );
-}
-
-/// The run's cgroups (root only) under every mounted hierarchy.
-fn run_cgroups(pid: u32) -> Vec<PathBuf> {
-    let name = format!("run-{pid}-0");
-    let cg = std::path::Path::new("/sys/fs/cgroup");
-    let mut v = vec![cg.join("airlock").join(&name)];
-    if let Ok(rd) = std::fs::read_dir(cg) {
-        for e in rd.flatten() {
-            v.push(e.path().join("airlock").join(&name));
-        }
-    }
-    v.retain(|p| p.exists());
-    v
 }
 
 /// `airlock run` returns without waiting for the jail's own processes to

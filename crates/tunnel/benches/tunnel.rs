@@ -871,20 +871,7 @@ async fn child(dir: std::path::PathBuf) {
         println!("READY {} {}", gw.agent_addr, gw.tunnel_addr);
         return std::future::pending::<()>().await;
     }
-    let mut o = ConnectorOptions::new(
-        format!("localhost:{}", gw.tunnel_addr.port()),
-        "bench".into(),
-        token,
-        rd("gwca.pem"),
-        rd("c.pem"),
-        rd("c.key"),
-    );
-    o.routes = BTreeMap::from([(
-        "r".to_string(),
-        RouteTarget::Http(format!("http://{up}/mcp")),
-    )]);
-    let mut c = Connector::start(o).unwrap();
-    c.wait_links(2).await;
+    let _c = child_connector(&dir, gw.tunnel_addr, token, &up).await;
     println!("READY {}", gw.agent_addr);
     std::future::pending::<()>().await;
 }
@@ -896,6 +883,20 @@ async fn connector_child(dir: std::path::PathBuf) {
     let up = String::from_utf8(rd("upstream")).unwrap();
     let tunnel: SocketAddr = String::from_utf8(rd("tunnel")).unwrap().parse().unwrap();
     let token = String::from_utf8(rd("token")).unwrap();
+    let _c = child_connector(&dir, tunnel, token, &up).await;
+    println!("READY");
+    std::future::pending::<()>().await;
+}
+
+/// A child process's connector (2 links, route `r` to `up`), with the
+/// certificates the parent wrote into `dir`; returns once both links are up.
+async fn child_connector(
+    dir: &std::path::Path,
+    tunnel: SocketAddr,
+    token: String,
+    up: &str,
+) -> Connector {
+    let rd = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let mut o = ConnectorOptions::new(
         format!("localhost:{}", tunnel.port()),
         "bench".into(),
@@ -910,8 +911,7 @@ async fn connector_child(dir: std::path::PathBuf) {
     )]);
     let mut c = Connector::start(o).unwrap();
     c.wait_links(2).await;
-    println!("READY");
-    std::future::pending::<()>().await;
+    c
 }
 
 /// Re-executes this bench with `envs`; returns the child and what its

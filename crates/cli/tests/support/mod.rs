@@ -127,3 +127,18 @@ pub fn write(p: &Path, s: &str) {
     }
     std::fs::write(p, s).unwrap();
 }
+
+/// The cgroups (root only) of the run whose launcher is `pid`, under every
+/// mounted hierarchy, that exist now.
+pub fn run_cgroups(pid: u32) -> Vec<std::path::PathBuf> {
+    let name = format!("run-{pid}-0");
+    let cg = Path::new("/sys/fs/cgroup");
+    let mut v = vec![cg.join("airlock").join(&name)];
+    if let Ok(rd) = std::fs::read_dir(cg) {
+        for e in rd.flatten() {
+            v.push(e.path().join("airlock").join(&name));
+        }
+    }
+    v.retain(|p| p.exists());
+    v
+}
