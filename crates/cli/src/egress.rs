@@ -7,17 +7,23 @@ use std::path::{Path, PathBuf};
 
 use airlock_config::Config;
 use airlock_jail::NetworkAccess;
-use airlock_proxy::{BlockingProxy, ConnectionRecord, ProxyCredential, ProxyOptions};
+use airlock_proxy::{BlockingProxy, ConnectionRecord, LazyProxy, ProxyCredential, ProxyOptions};
 use anyhow::Context;
 
 /// A running proxy and what a jail needs to reach it.
 pub struct Egress {
-    proxy: BlockingProxy,
+    proxy: Serving,
     /// Records go to an audit sink as connections end.
     audited: bool,
     pub access: NetworkAccess,
     /// The run's own directories and socket, removed at the end.
     dirs: Vec<PathBuf>,
+}
+
+enum Serving {
+    Now(BlockingProxy),
+    /// Starts on the first connection (`airlock run`).
+    Lazy(LazyProxy),
 }
 
 /// Where the interception CA lives unless `--ca-dir` says otherwise.
@@ -152,6 +158,17 @@ fn prepare_in(
 impl Pending {
     /// Starts serving on the bound socket (a runtime and its threads).
     pub fn start(self) -> anyhow::Result<Egress> {
+        self.serve(false)
+    }
+
+    /// Serves on the bound socket from the first connection on: until a
+    /// client connects, one thread waits in `poll` and no runtime exists
+    /// (a one-shot jail that never uses the network pays for no more).
+    pub fn start_lazy(self) -> anyhow::Result<Egress> {
+        self.serve(true)
+    }
+
+    fn serve(self, lazy: bool) -> anyhow::Result<Egress> {
         let Pending {
             listener,
             opts,
@@ -169,7 +186,13 @@ impl Pending {
                 .name("airlock-egress-sweep".into())
                 .spawn(move || sweep_stale_sockets(&dir));
         }
-        match airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts) {
+        let served = if lazy {
+            airlock_proxy::serve_unix_lazy(listener, &access.proxy_socket, opts).map(Serving::Lazy)
+        } else {
+            airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts)
+                .map(Serving::Now)
+        };
+        match served {
             Ok(proxy) => Ok(Egress {
                 proxy,
                 audited,
@@ -253,7 +276,10 @@ fn rand_u32() -> anyhow::Result<u32> {
 impl Egress {
     /// Stops the proxy, removes its files, returns every connection record.
     pub fn finish(self) -> Vec<ConnectionRecord> {
-        let recs = self.proxy.shutdown();
+        let recs = match self.proxy {
+            Serving::Now(p) => p.shutdown(),
+            Serving::Lazy(p) => p.shutdown(),
+        };
         remove_paths(&self.dirs);
         recs
     }
@@ -265,7 +291,10 @@ impl Egress {
         if self.audited {
             return self.finish();
         }
-        let recs = self.proxy.shutdown_background();
+        let recs = match self.proxy {
+            Serving::Now(p) => p.shutdown_background(),
+            Serving::Lazy(p) => p.shutdown_background(),
+        };
         remove_paths(&self.dirs);
         recs
     }

@@ -39,6 +39,7 @@ both_modes!(
     proc_dev_and_host_processes_are_out_of_reach,
     no_network_without_rules,
     socks5_relay_follows_the_same_rules,
+    first_connections_start_the_proxy_and_get_through,
     network_goes_through_the_proxy_and_follows_its_rules,
     planted_setuid_and_capability_binaries_gain_nothing,
     limits_contain_fork_bombs_memory_hogs_and_runaways,
@@ -719,6 +720,51 @@ fn socks5_relay_follows_the_same_rules(j: &Jail) {
     // curl 97: the SOCKS5 server refused the connection / the login.
     assert!(r.out.contains("socks-denied=97"), "{}", r.out);
     assert!(r.out.contains("no-credential=97"), "{}", r.out);
+}
+
+/// The egress proxy starts on the first connection (its socket is bound
+/// before the jail starts): the connections that start it, made at once
+/// through both relays as the command's very first act, wait in the
+/// backlog and get through; none is refused or lost.
+fn first_connections_start_the_proxy_and_get_through(j: &Jail) {
+    let d = workdir();
+    let (port, seen) = http_echo();
+    let cfg = d.path().join("lazy.yaml");
+    write(
+        &cfg,
+        &format!("version: 1\nsandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [\"127.0.0.1/32\"]\n"),
+    );
+    let rep_dir = workdir();
+    let report = rep_dir.path().join("report.json");
+    let r = j.run(
+        d.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &format!(
+            "P=${{HTTP_PROXY#http://}}; S=\"socks5h://${{P%:3128}}:1080\"; \
+             curl -sS -m 10 http://127.0.0.1:{port}/first-http > a.out 2>&1 & \
+             curl -sS -m 10 -x \"$S\" http://127.0.0.1:{port}/first-socks > b.out 2>&1 & \
+             curl -sS -m 10 http://127.0.0.1:{port}/first-again > c.out 2>&1 & \
+             wait; cat a.out b.out c.out"
+        ),
+    );
+    assert_eq!(r.code, 0, "{} {}", r.out, r.err);
+    for path in ["/first-http", "/first-socks", "/first-again"] {
+        assert!(
+            r.out.contains(&format!("GET {path}")),
+            "{path}: {} {}",
+            r.out,
+            r.err
+        );
+    }
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    // The proxy that started on demand recorded all three.
+    let rep = read_json(&report);
+    assert_eq!(rep["connections"], 3, "{rep}");
 }
 
 fn network_goes_through_the_proxy_and_follows_its_rules(j: &Jail) {

@@ -35,8 +35,17 @@ fn field(p: &Path, key: &str) -> Option<u64> {
 }
 
 impl Cgroup {
-    /// Creates the run's groups; `None` when no hierarchy is writable.
+    /// Creates the run's groups with their limits; `None` when no
+    /// hierarchy is writable or a limit cannot be set.
     pub fn create(name: &str, memory: u64, pids: u32) -> Option<Cgroup> {
+        Cgroup::make(name)?.limit(memory, pids)
+    }
+
+    /// Creates the run's groups, without limits yet (nothing is in them
+    /// until [`Cgroup::limit`] has set them and the init joins): the
+    /// directories, the costly part, can be made before the limits are
+    /// known. `None` when no hierarchy is writable.
+    pub fn make(name: &str) -> Option<Cgroup> {
         match cgroup_layout() {
             CgroupLayout::V2(root) => {
                 let parent = root.join("airlock");
@@ -45,9 +54,6 @@ impl Cgroup {
                 let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory +pids");
                 let dir = parent.join(name);
                 std::fs::create_dir(&dir).ok()?;
-                std::fs::write(dir.join("memory.max"), memory.to_string()).ok()?;
-                let _ = std::fs::write(dir.join("memory.swap.max"), "0");
-                std::fs::write(dir.join("pids.max"), pids.to_string()).ok()?;
                 Some(Cgroup {
                     v2: true,
                     memory: Some(dir.clone()),
@@ -62,27 +68,48 @@ impl Cgroup {
                     std::fs::create_dir_all(&dir).ok()?;
                     Some(dir)
                 };
-                let memory_dir = m.and_then(mk);
-                if let Some(d) = &memory_dir {
-                    std::fs::write(d.join("memory.limit_in_bytes"), memory.to_string()).ok()?;
-                    // Swap may not be accounted; when it is, allow none.
-                    let _ =
-                        std::fs::write(d.join("memory.memsw.limit_in_bytes"), memory.to_string());
-                }
-                let pids_dir = p.and_then(mk);
-                if let Some(d) = &pids_dir {
-                    std::fs::write(d.join("pids.max"), pids.to_string()).ok()?;
-                }
-                if memory_dir.is_none() && pids_dir.is_none() {
+                let memory = m.and_then(mk);
+                let pids = p.and_then(mk);
+                if memory.is_none() && pids.is_none() {
                     return None;
                 }
                 Some(Cgroup {
                     v2: false,
-                    memory: memory_dir,
-                    pids: pids_dir,
+                    memory,
+                    pids,
                 })
             }
             CgroupLayout::None => None,
+        }
+    }
+
+    /// Sets the memory and process limits; when one cannot be set the
+    /// groups are removed and `None` says the run has no cgroup (it then
+    /// gets the rlimit fallbacks).
+    pub fn limit(self, memory: u64, pids: u32) -> Option<Cgroup> {
+        let set = |dir: &Option<PathBuf>, file: &str, v: String| match dir {
+            Some(d) => std::fs::write(d.join(file), v).is_ok(),
+            None => true,
+        };
+        let ok = if self.v2 {
+            let ok = set(&self.memory, "memory.max", memory.to_string());
+            let _ = set(&self.memory, "memory.swap.max", "0".into());
+            ok && set(&self.pids, "pids.max", pids.to_string())
+        } else {
+            let ok = set(&self.memory, "memory.limit_in_bytes", memory.to_string());
+            // Swap may not be accounted; when it is, allow none.
+            let _ = set(
+                &self.memory,
+                "memory.memsw.limit_in_bytes",
+                memory.to_string(),
+            );
+            ok && set(&self.pids, "pids.max", pids.to_string())
+        };
+        if ok {
+            Some(self)
+        } else {
+            self.remove();
+            None
         }
     }
 

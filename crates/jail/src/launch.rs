@@ -262,6 +262,11 @@ pub struct Zygote {
     report_r: Option<std::fs::File>,
     relay_parent: Option<std::os::unix::net::UnixStream>,
     cleaner: Option<Cleaner>,
+    run_name: String,
+    /// The run's cgroup, being made (root only) while the caller loads its
+    /// config: its directories are the slow part of the start, and the
+    /// init needs them as soon as it has its spec.
+    cgroup: Option<std::thread::JoinHandle<Option<Cgroup>>>,
 }
 
 /// A process forked beside the zygote (while this process is still small
@@ -416,12 +421,26 @@ impl Zygote {
             wipe_environment();
             crate::init::main();
         }
+        // Forked while this process is still single-threaded, as the init.
+        let cleaner = Cleaner::fork();
+        let run_name = next_run_name();
+        let cgroup = (unsafe { libc::geteuid() } == 0)
+            .then(|| {
+                let name = run_name.clone();
+                std::thread::Builder::new()
+                    .name("airlock-jail-cgroup".into())
+                    .spawn(move || Cgroup::make(&name))
+                    .ok()
+            })
+            .flatten();
         Ok(Zygote {
             pid,
             spec_w: Some(std::fs::File::from(spec_w)),
             report_r: Some(std::fs::File::from(report_r)),
             relay_parent: Some(relay_parent),
-            cleaner: Cleaner::fork(),
+            cleaner,
+            run_name,
+            cgroup,
         })
     }
 }
@@ -433,7 +452,15 @@ impl Drop for Zygote {
             self.spec_w.take();
             let _ = wait_pid(self.pid);
         }
+        if let Some(c) = self.cgroup.take().and_then(|h| h.join().ok().flatten()) {
+            c.remove();
+        }
     }
+}
+
+fn next_run_name() -> String {
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    format!("run-{}-{n}", std::process::id())
 }
 
 extern "C" {
@@ -462,16 +489,27 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
     }
     let limits = &spec.sandbox.limits;
     let root = unsafe { libc::geteuid() } == 0;
-    let n = RUNS.fetch_add(1, Ordering::Relaxed);
-    let run_name = format!("run-{}-{n}", std::process::id());
+    let mut launch = launch;
+    // A zygote has named the run and has been making its cgroup since.
+    let (run_name, made) = match &mut launch {
+        Launch::Zygote(z) => (z.run_name.clone(), z.cgroup.take()),
+        Launch::Exec(_) => (next_run_name(), None),
+    };
     std::thread::scope(|s| {
-        // The cgroup's mkdirs (the v1 memory group's allocation above all)
-        // run beside the path resolution and the workdir walk; the init
-        // waits for the spec, which needs both.
-        let cgroup =
-            root.then(|| s.spawn(|| Cgroup::create(&run_name, limits.memory.0, limits.pids)));
+        // Otherwise the cgroup's mkdirs (the v1 memory group's allocation
+        // above all) run beside the path resolution and the workdir walk;
+        // the init waits for the spec, which needs both.
+        let making = match made {
+            Some(h) => Some(Making::Zygote(h)),
+            None => root.then(|| Making::Here(s.spawn(|| Cgroup::make(&run_name)))),
+        };
         let prepared = prepare(spec, argv, launch, &run_name, root);
-        let cgroup = cgroup.and_then(|h| h.join().ok().flatten());
+        let cgroup = making
+            .and_then(|m| match m {
+                Making::Zygote(h) => h.join().ok().flatten(),
+                Making::Here(h) => h.join().ok().flatten(),
+            })
+            .and_then(|c| c.limit(limits.memory.0, limits.pids));
         match prepared {
             Ok(p) => p.send(spec, cgroup),
             Err(e) => {
@@ -480,6 +518,12 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
             }
         }
     })
+}
+
+/// Where the run's cgroup is being made.
+enum Making<'scope> {
+    Zygote(std::thread::JoinHandle<Option<Cgroup>>),
+    Here(std::thread::ScopedJoinHandle<'scope, Option<Cgroup>>),
 }
 
 /// What `start` resolves before the cgroup is known.

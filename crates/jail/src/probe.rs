@@ -372,6 +372,51 @@ pub enum CgroupLayout {
 /// Finds the cgroup hierarchy that has the memory, pids and cpu controllers:
 /// a pure v2 mount, the `unified` part of a hybrid layout, or v1 controllers.
 pub fn cgroup_layout() -> CgroupLayout {
+    standard_cgroup_layout().unwrap_or_else(mounted_cgroup_layout)
+}
+
+/// [`cgroup_layout`] for the usual place, `/sys/fs/cgroup`, from a few
+/// `statfs` calls: a v2 mount there with the three controllers, or a tmpfs
+/// whose `memory`, `pids` and `cpu` are v1 cgroup mounts. `None` for
+/// anything else; then the mount table decides. (Reading the mount table
+/// makes the kernel print every mount: the costlier way, on a jail's start
+/// path.) A directory that is a cgroup mount of another controller than
+/// its name says fails safe: its limit files are missing, the run's
+/// cgroup cannot be made and rlimits apply.
+fn standard_cgroup_layout() -> Option<CgroupLayout> {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    let fs_type = |p: &Path| -> Option<i64> {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: statfs(2) on a valid C string and a zeroed buffer.
+        (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+    };
+    let root = Path::new("/sys/fs/cgroup");
+    match fs_type(root)? {
+        CGROUP2_SUPER_MAGIC => {
+            let ctl = read_trim(root.join("cgroup.controllers"))?;
+            let has = |c: &str| ctl.split_whitespace().any(|x| x == c);
+            (has("memory") && has("pids") && has("cpu")).then(|| CgroupLayout::V2(root.into()))
+        }
+        TMPFS_MAGIC => {
+            let v1 = |name: &str| {
+                let d = root.join(name);
+                (fs_type(&d)? == CGROUP_SUPER_MAGIC).then_some(d)
+            };
+            Some(CgroupLayout::V1 {
+                memory: Some(v1("memory")?),
+                pids: Some(v1("pids")?),
+                cpu: Some(v1("cpu")?),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// [`cgroup_layout`] from the mount table.
+fn mounted_cgroup_layout() -> CgroupLayout {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let mut v1 = (None, None, None);
     for line in mounts.lines() {
@@ -535,6 +580,30 @@ fn sysctl_flag(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statfs shortcut finds what the mount table says, where it
+    /// applies (paths compared canonically: `cpu` may be a symlink to
+    /// `cpu,cpuacct`).
+    #[test]
+    fn standard_cgroup_layout_agrees_with_the_mount_table() {
+        let canon = |l: CgroupLayout| match l {
+            CgroupLayout::V2(d) => CgroupLayout::V2(fs::canonicalize(&d).unwrap_or(d)),
+            CgroupLayout::V1 { memory, pids, cpu } => {
+                let c =
+                    |d: Option<std::path::PathBuf>| d.map(|d| fs::canonicalize(&d).unwrap_or(d));
+                CgroupLayout::V1 {
+                    memory: c(memory),
+                    pids: c(pids),
+                    cpu: c(cpu),
+                }
+            }
+            CgroupLayout::None => CgroupLayout::None,
+        };
+        match standard_cgroup_layout() {
+            Some(fast) => assert_eq!(canon(fast), canon(mounted_cgroup_layout())),
+            None => eprintln!("SKIPPED: no standard cgroup layout at /sys/fs/cgroup"),
+        }
+    }
 
     #[test]
     fn every_feature_is_reported_once() {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Receives the `n` listening sockets the init sent with SCM_RIGHTS.
 pub fn receive_listeners(sock: &UnixStream, n: usize) -> std::io::Result<Vec<TcpListener>> {
@@ -59,25 +59,22 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts one accept thread per listener. Fails (instead of panicking)
+    /// Starts one thread that waits on every listener and hands each
+    /// connection to a thread of its own. Fails (instead of panicking)
     /// when the process is out of descriptors or threads.
     pub fn start(listeners: Vec<TcpListener>, proxy: PathBuf) -> std::io::Result<Relay> {
-        for listener in &listeners {
-            let l = listener.try_clone()?;
-            let proxy = proxy.clone();
-            std::thread::Builder::new()
-                .name("airlock-jail-relay".into())
-                .spawn(move || {
-                    for conn in l.incoming() {
-                        let Ok(tcp) = conn else { break };
-                        let proxy = proxy.clone();
-                        // Out of threads: this one connection is dropped.
-                        let _ = std::thread::Builder::new()
-                            .name("airlock-jail-relay-conn".into())
-                            .spawn(move || pipe_through(tcp, &proxy));
-                    }
-                })?;
+        let mut ls = Vec::new();
+        for l in &listeners {
+            let l = l.try_clone()?;
+            // poll says when to accept; a connection reset in between
+            // must not block the loop in accept.
+            l.set_nonblocking(true)?;
+            ls.push(l);
         }
+        std::thread::Builder::new()
+            .name("airlock-jail-relay".into())
+            .stack_size(128 << 10)
+            .spawn(move || accept_loop(&ls, &proxy))?;
         Ok(Relay { listeners })
     }
 
@@ -89,7 +86,50 @@ impl Relay {
     }
 }
 
-fn pipe_through(tcp: TcpStream, proxy: &PathBuf) {
+/// Accepts on every listener until one is shut down ([`Relay::stop`]).
+fn accept_loop(listeners: &[TcpListener], proxy: &Path) {
+    let mut pfds: Vec<libc::pollfd> = listeners
+        .iter()
+        .map(|l| libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        if r < 0 {
+            if crate::sys::errno() == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        for (l, p) in listeners.iter().zip(&pfds) {
+            if p.revents == 0 {
+                continue;
+            }
+            match l.accept() {
+                Ok((tcp, _)) => {
+                    let proxy = proxy.to_path_buf();
+                    // Out of threads: this one connection is dropped.
+                    let _ = std::thread::Builder::new()
+                        .name("airlock-jail-relay-conn".into())
+                        .spawn(move || pipe_through(tcp, &proxy));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::ConnectionAborted
+                    ) => {}
+                // Shut down (EINVAL), or the listener is unusable.
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn pipe_through(tcp: TcpStream, proxy: &Path) {
     let Ok(unix) = UnixStream::connect(proxy) else {
         let _ = tcp.shutdown(Shutdown::Both);
         return;

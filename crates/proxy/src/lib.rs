@@ -378,3 +378,168 @@ pub fn serve_unix_blocking(
         rt,
     })
 }
+
+/// A proxy on a bound socket ([`bind_unix`]) whose runtime starts only
+/// when the first client connects: a jail that never uses the network
+/// costs one thread asleep in `poll` instead of a runtime with its workers,
+/// and nothing competes with the jail's start-up for the CPU. The first
+/// connection waits in the listen backlog while the runtime starts, so it
+/// is neither refused nor lost. Records, audit and every rule are those of
+/// [`serve_unix_blocking`], which it calls.
+pub struct LazyProxy {
+    state: Arc<std::sync::Mutex<Lazy>>,
+    /// Writing a byte here wakes the waiting thread to leave.
+    wake: std::fs::File,
+    waiter: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+enum Lazy {
+    Waiting(std::os::unix::net::UnixListener, Box<ProxyOptions>),
+    Running(BlockingProxy),
+    /// Shut down, or the runtime could not start (the listener is closed,
+    /// so clients are refused: nothing leaves without the proxy).
+    Done,
+}
+
+/// [`serve_unix_blocking`], started on the first connection (see [`LazyProxy`]).
+pub fn serve_unix_lazy(
+    l: std::os::unix::net::UnixListener,
+    path: &Path,
+    opts: ProxyOptions,
+) -> Result<LazyProxy, ProxyError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let err = |source| ProxyError::Listen {
+        what: path.display().to_string(),
+        source,
+    };
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors were just created and are owned here.
+    let (wake_r, wake) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    let listen_fd = l.as_raw_fd();
+    let state = Arc::new(std::sync::Mutex::new(Lazy::Waiting(l, Box::new(opts))));
+    let st = state.clone();
+    let p = path.to_path_buf();
+    let waiter = std::thread::Builder::new()
+        .name("airlock-proxy-wait".into())
+        // It only polls and starts the runtime.
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let mut pfd = [
+                libc::pollfd {
+                    fd: listen_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake_r.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            loop {
+                let r = unsafe { libc::poll(pfd.as_mut_ptr(), 2, -1) };
+                if r > 0 {
+                    break;
+                }
+                if r < 0
+                    && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    // Cannot wait: start now rather than never serve.
+                    break;
+                }
+            }
+            let mut g = st.lock().unwrap_or_else(|e| e.into_inner());
+            // The listener is still open while the state holds it, so the
+            // descriptor polled above was never reused.
+            if let Lazy::Waiting(..) = &*g {
+                let Lazy::Waiting(l, opts) = std::mem::replace(&mut *g, Lazy::Done) else {
+                    return;
+                };
+                match serve_unix_blocking(l, &p, *opts) {
+                    Ok(proxy) => *g = Lazy::Running(proxy),
+                    Err(e) => tracing::error!("egress proxy: {e}; refusing connections"),
+                }
+            }
+        })
+        .map_err(err)?;
+    Ok(LazyProxy {
+        state,
+        wake,
+        waiter: Some(waiter),
+        path: path.to_path_buf(),
+    })
+}
+
+impl LazyProxy {
+    /// Whether a client has connected, so the runtime runs.
+    pub fn started(&self) -> bool {
+        matches!(
+            *self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            Lazy::Running(_)
+        )
+    }
+
+    /// Every record so far.
+    pub fn records(&self) -> Vec<ConnectionRecord> {
+        match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
+            Lazy::Running(p) => p.records(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Stops waiting (or serving) and takes the state: the waiting thread
+    /// can no longer start the runtime afterwards.
+    fn stop(&mut self) -> Lazy {
+        use std::io::Write;
+        let _ = self.wake.write_all(b"x");
+        let taken = std::mem::replace(
+            &mut *self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            Lazy::Done,
+        );
+        if let Some(w) = self.waiter.take() {
+            // Woken above, or already gone after starting the runtime.
+            let _ = w.join();
+        }
+        taken
+    }
+
+    /// [`BlockingProxy::shutdown`]; without a runtime, removes the socket.
+    pub fn shutdown(mut self) -> Vec<ConnectionRecord> {
+        match self.stop() {
+            Lazy::Running(p) => p.shutdown(),
+            _ => {
+                let _ = std::fs::remove_file(&self.path);
+                Vec::new()
+            }
+        }
+    }
+
+    /// [`BlockingProxy::shutdown_background`]; without a runtime, removes
+    /// the socket.
+    pub fn shutdown_background(mut self) -> Vec<ConnectionRecord> {
+        match self.stop() {
+            Lazy::Running(p) => p.shutdown_background(),
+            _ => {
+                let _ = std::fs::remove_file(&self.path);
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl Drop for LazyProxy {
+    fn drop(&mut self) {
+        if self.waiter.is_some() {
+            drop(self.stop());
+        }
+    }
+}

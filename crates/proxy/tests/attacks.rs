@@ -1065,3 +1065,79 @@ fn blocking_api_for_the_jail() {
     assert_eq!(recs.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A lazy proxy's options: CONNECT to example.test is denied (a private
+/// address), so a client gets a 403 and a record without any network.
+fn lazy_setup(tag: &str) -> (std::path::PathBuf, airlock_proxy::LazyProxy, String) {
+    let dir = std::env::temp_dir().join(format!("airlock-proxy-lazy-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("p.sock");
+    let network = Network {
+        allow: pats(&["example.test".into()]),
+        ..Default::default()
+    };
+    let cred = ProxyCredential::generate().unwrap();
+    let mut opts = ProxyOptions::new(network, vec![], cred.clone());
+    opts.resolver = Arc::new(StaticResolver::new().with("example.test", &[ip("10.9.9.9")]));
+    let l = airlock_proxy::bind_unix(&path).unwrap();
+    let p = airlock_proxy::serve_unix_lazy(l, &path, opts).unwrap();
+    let b = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", cred.user, cred.password));
+    (dir, p, b)
+}
+
+fn lazy_connect(path: &std::path::Path, basic: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    write!(
+        s,
+        "CONNECT example.test:443 HTTP/1.1\r\nProxy-Authorization: Basic {basic}\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    status(&out)
+}
+
+#[test]
+fn lazy_proxy_serves_the_connections_that_start_it() {
+    let (dir, p, basic) = lazy_setup("first");
+    let path = dir.join("p.sock");
+    // Nothing runs until a client comes.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!p.started());
+    // Several first connections at once: each one waits in the backlog
+    // while the runtime starts, and each one is served by the rules.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (path, basic) = (path.clone(), basic.clone());
+            std::thread::spawn(move || lazy_connect(&path, &basic))
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 403);
+    }
+    assert!(p.started());
+    assert_eq!(lazy_connect(&path, &basic), 403);
+    let t = std::time::Instant::now();
+    while p.records().len() < 5 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let recs = p.shutdown();
+    assert_eq!(recs.len(), 5, "{recs:?}");
+    assert!(recs.iter().all(|r| r.rule == "address"), "{recs:?}");
+    assert!(!path.exists(), "the socket is removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lazy_proxy_never_used_stops_without_a_runtime() {
+    let (dir, p, _) = lazy_setup("unused");
+    let path = dir.join("p.sock");
+    assert!(!p.started());
+    assert!(p.shutdown_background().is_empty());
+    assert!(!path.exists(), "the socket is removed");
+    // After the shutdown nothing serves: a connection is refused.
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}

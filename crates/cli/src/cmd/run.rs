@@ -99,9 +99,10 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
 
     // The proxy lives in this process, outside the jail; the jail reaches
     // it only through the relay on its own loopback. Its socket is bound
-    // now, but it starts serving only once the jail's init has its spec:
-    // the runtime's start then overlaps the jail's setup instead of
-    // delaying it (a connection made before waits in the backlog).
+    // now, before the jail starts, and its runtime starts on the first
+    // connection (which waits in the backlog meanwhile): a command that
+    // never connects costs one sleeping thread, and nothing competes with
+    // the jail's start-up for the two cores.
     let pending = crate::egress::prepare(
         &config,
         &format!("run-{}", std::process::id()),
@@ -129,7 +130,7 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
             return Err(e.into());
         }
     };
-    let egress = match pending.map(|p| p.start()).transpose() {
+    let egress = match pending.map(|p| p.start_lazy()).transpose() {
         Ok(e) => e,
         Err(e) => {
             // Fail closed: no run without its proxy (and its audit).
