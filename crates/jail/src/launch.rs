@@ -989,30 +989,30 @@ impl Running {
         // died or failed). The launcher-side init and pid 1 exit just
         // after; waiting for them first would put two more process exits
         // before the clean-up.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut report = self.report;
-        std::thread::spawn(move || {
-            let _ = tx.send(read_report(&mut report));
-        });
+        // Read here, with poll for the timeout: a reader thread would add
+        // a wake-up and a hand-off between the status and the clean-up.
+        let mut report = Report {
+            file: self.report,
+            data: Vec::new(),
+        };
         let mut timed_out = false;
-        let text = match timeout {
-            None => rx.recv().ok(),
-            Some(t) => match rx.recv_timeout(t) {
-                Ok(r) => Some(r),
-                Err(_) => {
+        let deadline = |d: Duration| Instant::now().checked_add(d);
+        match timeout {
+            None => {
+                report.read(None);
+            }
+            Some(t) => {
+                if !report.read(deadline(t)) {
                     timed_out = true;
                     unsafe { libc::kill(pid, libc::SIGTERM) };
-                    match rx.recv_timeout(KILL_GRACE) {
-                        Ok(r) => Some(r),
-                        Err(_) => {
-                            unsafe { libc::kill(pid, libc::SIGKILL) };
-                            rx.recv().ok()
-                        }
+                    if !report.read(deadline(KILL_GRACE)) {
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        report.read(None);
                     }
                 }
-            },
+            }
         }
-        .unwrap_or_default();
+        let text = String::from_utf8_lossy(&report.data).into_owned();
         let duration_ms = self.started.elapsed().as_millis() as u64;
         if let Some(r) = self.relay.take() {
             r.stop();
@@ -1099,35 +1099,61 @@ impl Running {
     }
 }
 
-/// Reads the init's report up to pid 1's status line, or to end-of-file.
-fn read_report(report: &mut std::fs::File) -> String {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match report.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let start = data.len();
-                data.extend_from_slice(&buf[..n]);
-                // Only complete lines count; a status line ends the report.
-                let from = data[..start]
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map_or(0, |i| i + 1);
-                let done = data[from..]
-                    .split(|b| *b == b'\n')
-                    .rev()
-                    .skip(1)
-                    .any(|l| matches!(serde_json::from_slice(l), Ok(InitReport::Status(_))));
-                if done {
-                    break;
+/// The init's report as it arrives.
+struct Report {
+    file: std::fs::File,
+    data: Vec<u8>,
+}
+
+impl Report {
+    /// Reads up to pid 1's status line, or to end-of-file; `false` when
+    /// `deadline` (`None`: none) came first.
+    fn read(&mut self, deadline: Option<Instant>) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                let mut p = libc::pollfd {
+                    fd: self.file.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // Rounded up: never wake before the deadline and spin.
+                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                match unsafe { libc::poll(&mut p, 1, ms) } {
+                    0 => continue,
+                    r if r < 0 && crate::sys::errno() == libc::EINTR => continue,
+                    _ => {}
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            match self.file.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    let start = self.data.len();
+                    self.data.extend_from_slice(&buf[..n]);
+                    // Only complete lines count; a status line ends the report.
+                    let from = self.data[..start]
+                        .iter()
+                        .rposition(|b| *b == b'\n')
+                        .map_or(0, |i| i + 1);
+                    let done = self.data[from..]
+                        .split(|b| *b == b'\n')
+                        .rev()
+                        .skip(1)
+                        .any(|l| matches!(serde_json::from_slice(l), Ok(InitReport::Status(_))));
+                    if done {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
         }
     }
-    String::from_utf8_lossy(&data).into_owned()
 }
 
 /// Protected files that appeared during the run (they could not be bound

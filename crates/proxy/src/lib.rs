@@ -497,8 +497,9 @@ impl LazyProxy {
     }
 
     /// Stops waiting (or serving) and takes the state: the waiting thread
-    /// can no longer start the runtime afterwards.
-    fn stop(&mut self) -> Lazy {
+    /// can no longer start the runtime afterwards. `join`: wait for that
+    /// thread to be gone.
+    fn stop(&mut self, join: bool) -> Lazy {
         use std::io::Write;
         let _ = self.wake.write_all(b"x");
         let taken = std::mem::replace(
@@ -507,14 +508,16 @@ impl LazyProxy {
         );
         if let Some(w) = self.waiter.take() {
             // Woken above, or already gone after starting the runtime.
-            let _ = w.join();
+            if join {
+                let _ = w.join();
+            }
         }
         taken
     }
 
     /// [`BlockingProxy::shutdown`]; without a runtime, removes the socket.
     pub fn shutdown(mut self) -> Vec<ConnectionRecord> {
-        match self.stop() {
+        match self.stop(true) {
             Lazy::Running(p) => p.shutdown(),
             _ => {
                 let _ = std::fs::remove_file(&self.path);
@@ -524,9 +527,9 @@ impl LazyProxy {
     }
 
     /// [`BlockingProxy::shutdown_background`]; without a runtime, removes
-    /// the socket.
+    /// the socket. The waiting thread is woken, not waited for.
     pub fn shutdown_background(mut self) -> Vec<ConnectionRecord> {
-        match self.stop() {
+        match self.stop(false) {
             Lazy::Running(p) => p.shutdown_background(),
             _ => {
                 let _ = std::fs::remove_file(&self.path);
@@ -539,7 +542,7 @@ impl LazyProxy {
 impl Drop for LazyProxy {
     fn drop(&mut self) {
         if self.waiter.is_some() {
-            drop(self.stop());
+            drop(self.stop(true));
         }
     }
 }
