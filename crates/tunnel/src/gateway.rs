@@ -123,6 +123,8 @@ struct Shared {
     links: Mutex<HashMap<String, Vec<Arc<LinkSlot>>>>,
     next_link: AtomicU64,
     next_req: AtomicU64,
+    /// Identity nonces used by routed requests and not yet replaced.
+    nonces_owed: AtomicUsize,
     /// Random per run; the suffix of every request id.
     boot_id: String,
     metrics: Metrics,
@@ -174,6 +176,7 @@ impl Gateway {
             links: Mutex::new(HashMap::new()),
             next_link: AtomicU64::new(1),
             next_req: AtomicU64::new(1),
+            nonces_owed: AtomicUsize::new(0),
             boot_id: {
                 let mut r = [0u8; 8];
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
@@ -218,6 +221,11 @@ impl Gateway {
     /// Live links per tunnel.
     pub fn links_up(&self) -> BTreeMap<String, usize> {
         links_up(&self.shared)
+    }
+
+    /// Identity nonces prepared and not yet used (diagnostics, tests).
+    pub fn nonces_ready(&self) -> usize {
+        self.shared.signer.presigned()
     }
 
     /// Stops accepting and closes every link and agent connection.
@@ -458,6 +466,10 @@ async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Re
         peer,
         &format!("link {id}"),
     );
+    let conn = Refill {
+        conn,
+        shared: &shared,
+    };
     let res = tokio::select! {
         r = conn => r.map_err(h2_error),
         r = keep_alive(pings, shared.opts.ping_interval, shared.opts.ping_timeout) => r,
@@ -482,6 +494,42 @@ async fn serve_link(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) -> Re
         &detail,
     );
     Ok(())
+}
+
+/// A link's HTTP/2 connection future that, each time it has done its work
+/// and waits (typically right after writing a request out), replaces one
+/// identity nonce a routed request used: ~18 µs that then run while the
+/// request crosses the link and the private side works on it, not before
+/// the request is written. Making the nonce in the request's own task
+/// needed a `yield` first so that this task could write, and each yield
+/// woke the runtime's other worker (a futex wake and a park per request:
+/// ~30 µs of CPU; see docs/tunnel.md, Performance).
+struct Refill<'a, C> {
+    conn: C,
+    shared: &'a Shared,
+}
+
+impl<C: Future + Unpin> Future for Refill<'_, C> {
+    type Output = C::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let r = Pin::new(&mut self.conn).poll(cx);
+        if r.is_pending() {
+            let sh = self.shared;
+            // One nonce per request sent, never a burst: a request arriving
+            // meanwhile waits at most one nonce's time for this worker.
+            if sh.nonces_owed.load(Relaxed) > 0
+                && sh
+                    .nonces_owed
+                    .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                && sh.signer.presigned() < sh.signer.presign_capacity()
+            {
+                sh.signer.presign(1);
+            }
+        }
+        r
+    }
 }
 
 fn h2_error(e: h2::Error) -> Error {
@@ -908,6 +956,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         Ok(x) => x,
         Err(_) => return status(StatusCode::INTERNAL_SERVER_ERROR),
     };
+    // The nonce it used is replaced by a link's connection task once that
+    // has written the request out (see `Refill`).
+    if shared.signer.presign_capacity() > 0 {
+        shared.nonces_owed.fetch_add(1, Relaxed);
+    }
     let mcp_method = parts
         .headers
         .get("mcp-method")
@@ -1034,14 +1087,6 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
             if let Err(e) = send.send_data(body.clone(), true) {
                 return link_failed(&e, slot.id);
             }
-        }
-        // While the request crosses the link and the private side works on
-        // it, prepare the nonce for a later request's signature: the link's
-        // connection task writes first (the yield), then this task is idle
-        // until the response arrives anyway.
-        if shared.signer.presigned() < shared.signer.presign_capacity() {
-            tokio::task::yield_now().await;
-            shared.signer.presign(1);
         }
         match fut.await {
             Ok(r) => break (guard, r),

@@ -817,6 +817,42 @@ async fn silent_cut_is_detected_and_recovered() {
     );
 }
 
+/// Each routed request uses one prepared nonce and the link's connection
+/// task makes a new one after writing the request out: the pool does not
+/// drain, however many requests go through.
+#[tokio::test]
+async fn nonce_pool_is_refilled_after_each_request() {
+    let mut env = Env::new().await;
+    env.gw.take().unwrap().shutdown().await;
+    let mut g = env.gopts.clone();
+    g.presign = 4;
+    env.gw = Some(Gateway::start(g).await.unwrap());
+    assert_eq!(env.gw().nonces_ready(), 4);
+    let _c = env.connect(1).await;
+    let a = auth(&env.key);
+    for i in 0..20 {
+        let r = call(
+            env.agent(),
+            "POST",
+            "/t/corp/tools/echo",
+            &[("authorization", &a)],
+            "{}",
+        )
+        .await;
+        assert_eq!(r.status, 200, "request {i}");
+    }
+    // Liveness bound only: the refill runs right after each request's write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while env.gw().nonces_ready() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pool left at {}",
+            env.gw().nonces_ready()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Assertions signed from the gateway's prepared-nonce pool (a pool of 2,
 /// so it is emptied and refilled many times) and with the pool off: each
 /// verifies once, none can be replayed or altered, and no two share a nonce.
