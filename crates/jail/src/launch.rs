@@ -265,8 +265,10 @@ pub struct Zygote {
     run_name: String,
     /// The run's cgroup, being made (root only) while the caller loads its
     /// config: its directories are the slow part of the start, and the
-    /// init needs them as soon as it has its spec.
-    cgroup: Option<std::thread::JoinHandle<Option<Cgroup>>>,
+    /// init needs them as soon as it has its spec. A channel, not a join:
+    /// the result counts, not the thread's exit, which on two busy cores
+    /// can wait milliseconds for a CPU.
+    cgroup: Option<std::sync::mpsc::Receiver<Option<Cgroup>>>,
 }
 
 /// A process forked beside the zygote (while this process is still small
@@ -427,10 +429,15 @@ impl Zygote {
         let cgroup = (unsafe { libc::geteuid() } == 0)
             .then(|| {
                 let name = run_name.clone();
+                let (tx, rx) = std::sync::mpsc::channel();
                 std::thread::Builder::new()
                     .name("airlock-jail-cgroup".into())
-                    .spawn(move || Cgroup::make(&name))
+                    .stack_size(256 << 10)
+                    .spawn(move || {
+                        let _ = tx.send(Cgroup::make(&name));
+                    })
                     .ok()
+                    .map(|_| rx)
             })
             .flatten();
         Ok(Zygote {
@@ -452,7 +459,7 @@ impl Drop for Zygote {
             self.spec_w.take();
             let _ = wait_pid(self.pid);
         }
-        if let Some(c) = self.cgroup.take().and_then(|h| h.join().ok().flatten()) {
+        if let Some(c) = self.cgroup.take().and_then(|rx| rx.recv().ok().flatten()) {
             c.remove();
         }
     }
@@ -506,7 +513,7 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
         let prepared = prepare(spec, argv, launch, &run_name, root);
         let cgroup = making
             .and_then(|m| match m {
-                Making::Zygote(h) => h.join().ok().flatten(),
+                Making::Zygote(rx) => rx.recv().ok().flatten(),
                 Making::Here(h) => h.join().ok().flatten(),
             })
             .and_then(|c| c.limit(limits.memory.0, limits.pids));
@@ -522,7 +529,7 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
 
 /// Where the run's cgroup is being made.
 enum Making<'scope> {
-    Zygote(std::thread::JoinHandle<Option<Cgroup>>),
+    Zygote(std::sync::mpsc::Receiver<Option<Cgroup>>),
     Here(std::thread::ScopedJoinHandle<'scope, Option<Cgroup>>),
 }
 
@@ -1015,7 +1022,14 @@ impl Running {
         let text = String::from_utf8_lossy(&report.data).into_owned();
         let duration_ms = self.started.elapsed().as_millis() as u64;
         if let Some(r) = self.relay.take() {
-            r.stop();
+            if detach {
+                // Nothing inside can connect any more, and this process
+                // exits soon: waking the relay's thread only to end it
+                // would compete with the clean-up for a CPU.
+                drop(r);
+            } else {
+                r.stop();
+            }
         }
         // Final now: nothing in the jail can allocate or fork any more.
         let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();

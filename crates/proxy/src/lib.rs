@@ -457,6 +457,10 @@ pub fn serve_unix_lazy(
                     break;
                 }
             }
+            if pfd[1].revents != 0 {
+                // Stopped: the state is taken already; nothing to start.
+                return;
+            }
             let mut g = st.lock().unwrap_or_else(|e| e.into_inner());
             // The listener is still open while the state holds it, so the
             // descriptor polled above was never reused.
@@ -501,11 +505,13 @@ impl LazyProxy {
     /// thread to be gone.
     fn stop(&mut self, join: bool) -> Lazy {
         use std::io::Write;
-        let _ = self.wake.write_all(b"x");
+        // Taken before the wake-up, so that the woken thread finds nothing
+        // to start (and does not start the runtime just to stop it).
         let taken = std::mem::replace(
             &mut *self.state.lock().unwrap_or_else(|e| e.into_inner()),
             Lazy::Done,
         );
+        let _ = self.wake.write_all(b"x");
         if let Some(w) = self.waiter.take() {
             // Woken above, or already gone after starting the runtime.
             if join {
