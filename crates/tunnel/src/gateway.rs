@@ -967,7 +967,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         .and_then(|v| v.to_str().ok())
         .map(String::from)
         .or(body_method);
-    let routed = |status: StatusCode| TunnelEvent::Routed {
+    let routed_event = |status: StatusCode| TunnelEvent::Routed {
         agent: grant.agent.clone(),
         key_id: grant.id.clone(),
         tunnel: tunnel.clone(),
@@ -978,6 +978,12 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         mcp_session: session.clone(),
         status: status.as_u16(),
         duration: start.elapsed(),
+    };
+    // Built only when a sink is listening.
+    let routed = |status: StatusCode| {
+        if let Some(sink) = &shared.opts.events {
+            sink.record(routed_event(status));
+        }
     };
     let query = parts
         .uri
@@ -998,25 +1004,35 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         Ok(u) => u,
         Err(_) => return status(StatusCode::BAD_REQUEST),
     };
-    let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + 2);
-    for (name, value) in parts.headers.iter() {
-        if is_hop_header(name)
-            || name == "airlock-key"
-            || name == airlock_identity::HEADER
-            || name == "airlock-request-id"
-            || (key_in_authorization && name == http::header::AUTHORIZATION)
-            || (drop_origin && name == http::header::ORIGIN)
-        {
-            continue;
+    // Built for each attempt (almost always one), not copied per attempt.
+    let build_headers = || {
+        let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + 2);
+        for (name, value) in parts.headers.iter() {
+            if is_hop_header(name)
+                || name == "airlock-key"
+                || name == airlock_identity::HEADER
+                || name == "airlock-request-id"
+                || (key_in_authorization && name == http::header::AUTHORIZATION)
+                || (drop_origin && name == http::header::ORIGIN)
+            {
+                continue;
+            }
+            headers.append(name.clone(), value.clone());
         }
-        headers.append(name.clone(), value.clone());
-    }
-    if let Ok(v) = HeaderValue::from_str(&assertion) {
-        headers.insert(airlock_identity::HEADER, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        headers.insert("airlock-request-id", v);
-    }
+        // Both differ on every request: HPACK "never indexed", so they
+        // neither churn the link's header table (evicting the headers that
+        // repeat) nor get compressed against other requests' (the assertion
+        // is a credential).
+        if let Ok(mut v) = HeaderValue::from_str(&assertion) {
+            v.set_sensitive(true);
+            headers.insert(airlock_identity::HEADER, v);
+        }
+        if let Ok(mut v) = HeaderValue::from_str(&rid) {
+            v.set_sensitive(true);
+            headers.insert("airlock-request-id", v);
+        }
+        headers
+    };
     let head = |headers: http::HeaderMap| {
         let mut r = Request::new(());
         *r.method_mut() = parts.method.clone();
@@ -1035,7 +1051,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
     let mut tried: Vec<u64> = Vec::new();
     let link_failed = |e: &dyn std::fmt::Display, link: u64| {
         shared.metrics.link_failures_midstream.fetch_add(1, Relaxed);
-        emit(shared, routed(StatusCode::BAD_GATEWAY));
+        routed(StatusCode::BAD_GATEWAY);
         tracing::warn!(target: "airlock::tunnel", %tunnel, route = %route_name, request = %rid, link, %e, "link failed before the response");
         match &rpc_id {
             Some(id) => rpc_error(StatusCode::BAD_GATEWAY, id, "airlock: the tunnel link failed before the response; the request's outcome is unknown"),
@@ -1054,7 +1070,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
             };
             r.headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            emit(shared, routed(StatusCode::SERVICE_UNAVAILABLE));
+            routed(StatusCode::SERVICE_UNAVAILABLE);
             return r;
         };
         slot.inflight.fetch_add(1, Relaxed);
@@ -1070,8 +1086,8 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
             tried.push(slot.id);
             continue;
         }
-        // A copy: a refused request may go to another link.
-        let (fut, mut send) = match sender.send_request(head(headers.clone()), body.is_empty()) {
+        // A refused request may go to another link, with headers built anew.
+        let (fut, mut send) = match sender.send_request(head(build_headers()), body.is_empty()) {
             Ok(x) => x,
             Err(e) if e.is_go_away() || e.is_io() || e.reason().is_some() => {
                 // Refused before a stream existed: nothing was sent.
@@ -1094,7 +1110,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
         }
     };
     tracing::debug!(target: "airlock::tunnel", agent = %grant.agent, %tunnel, route = %route_name, request = %rid, status = resp.status().as_u16(), "routed");
-    emit(shared, routed(resp.status()));
+    routed(resp.status());
     let (mut rparts, rbody) = resp.into_parts();
     let sse = rparts
         .headers
@@ -1155,14 +1171,25 @@ fn jsonrpc_fields(
     if !json || body.is_empty() {
         return (None, None);
     }
-    let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return (None, None);
-    };
-    if !o.contains_key("jsonrpc") {
-        return (None, None);
+    // Only these fields: `params` is skipped, not built into a tree.
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        jsonrpc: Option<serde::de::IgnoredAny>,
+        // Present-but-null stays `Some(Null)`: the error answer echoes it.
+        #[serde(default, deserialize_with = "present")]
+        id: Option<serde_json::Value>,
+        #[serde(default, borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
     }
-    let method = o.get("method").and_then(|m| m.as_str()).map(String::from);
-    (o.get("id").cloned(), method)
+    fn present<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<serde_json::Value>, D::Error> {
+        serde::Deserialize::deserialize(d).map(Some)
+    }
+    match serde_json::from_slice::<Message>(body) {
+        Ok(m) if m.jsonrpc.is_some() => (m.id, m.method.map(|m| m.into_owned())),
+        _ => (None, None),
+    }
 }
 
 struct Inflight(Arc<LinkSlot>);
@@ -1359,5 +1386,50 @@ impl http_body::Body for Relay {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonrpc_fields_of_requests_notifications_and_other_bodies() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let f = |b: &'static str| jsonrpc_fields(&h, &Bytes::from_static(b.as_bytes()));
+        assert_eq!(
+            f(
+                r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"a":[1,{"b":null}]}}}"#
+            ),
+            (Some(serde_json::json!(7)), Some("tools/call".into()))
+        );
+        assert_eq!(
+            f(r#"{"method":"a\"b","id":"s","jsonrpc":"2.0"}"#),
+            (Some(serde_json::json!("s")), Some("a\"b".into()))
+        );
+        assert_eq!(
+            f(r#"{"jsonrpc":"2.0","id":null,"result":{}}"#),
+            (Some(serde_json::Value::Null), None)
+        );
+        assert_eq!(
+            f(r#"{"jsonrpc":"2.0","method":"notifications/x"}"#),
+            (None, Some("notifications/x".into()))
+        );
+        // Not JSON-RPC, not an object, not JSON.
+        assert_eq!(f(r#"{"id":1,"method":"m"}"#), (None, None));
+        assert_eq!(f(r#"[{"jsonrpc":"2.0","id":1}]"#), (None, None));
+        assert_eq!(f("nope"), (None, None));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        assert_eq!(
+            jsonrpc_fields(&h, &Bytes::from_static(br#"{"jsonrpc":"2.0","id":1}"#)),
+            (None, None)
+        );
     }
 }
