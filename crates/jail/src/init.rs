@@ -187,6 +187,9 @@ fn run_a() -> Result<()> {
         }
     }
     supervise(b, false);
+    if spec.background_exit {
+        sys::lower_priority();
+    }
     Ok(())
 }
 
@@ -264,6 +267,10 @@ fn run_b(
         unsafe { libc::close(fd) };
     }
     report(&InitReport::Status(status));
+    if spec.background_exit {
+        // The mount namespace's teardown comes with this process's exit.
+        sys::lower_priority();
+    }
     Ok(())
 }
 

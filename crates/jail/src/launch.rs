@@ -81,6 +81,10 @@ pub struct JailSpec {
     /// runs as (default 65534). Unprivileged launchers always use their own.
     pub host_uid: u32,
     pub host_gid: u32,
+    /// The caller will use [`Running::wait_detached`] (it exits right
+    /// after the run): the jail's own processes then exit at idle priority
+    /// after reporting, leaving the CPUs to the caller's clean-up.
+    pub detached: bool,
 }
 
 impl JailSpec {
@@ -93,6 +97,7 @@ impl JailSpec {
             launcher: PathBuf::from("/proc/self/exe"),
             host_uid: DEFAULT_HOST_ID,
             host_gid: DEFAULT_HOST_ID,
+            detached: false,
         }
     }
 }
@@ -368,6 +373,8 @@ fn clean(mut r: std::fs::File) {
     if dirs.is_empty() {
         return;
     }
+    // Nobody waits for what follows.
+    crate::sys::lower_priority();
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
     if pidfd >= 0 {
         let mut p = libc::pollfd {
@@ -702,6 +709,7 @@ fn prepare(
             None => vec![],
         },
         hostname: "airlock".into(),
+        background_exit: spec.detached,
     };
     Ok(Prepared {
         init,

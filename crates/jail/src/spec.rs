@@ -43,6 +43,10 @@ pub struct InitSpec {
     /// hand the socket to the launcher, which relays it to the egress proxy.
     pub relay_ports: Vec<u16>,
     pub hostname: String,
+    /// Nobody waits for the jail's processes to exit once pid 1 has
+    /// reported (the launcher detaches): they exit at idle priority.
+    #[serde(default)]
+    pub background_exit: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

@@ -53,6 +53,17 @@ pub fn mount(
     Ok(())
 }
 
+/// Moves this process to the idle scheduling class (else nice 19): for
+/// work nobody waits for, such as the jail's own exit once the launcher
+/// has the status, so that it does not take a CPU from the launcher's
+/// clean-up. Lowering needs no privilege; a failure changes nothing.
+pub fn lower_priority() {
+    let p = libc::sched_param { sched_priority: 0 };
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) } != 0 {
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    }
+}
+
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;

@@ -96,6 +96,8 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
     let mut spec = JailSpec::new(workdir.clone(), config.sandbox.clone());
     spec.launcher = std::env::current_exe().context("locate the airlock binary")?;
     map_to_workdir_owner(&mut spec, &workdir);
+    // This process exits right after the run (`wait_detached` below).
+    spec.detached = true;
 
     // The proxy lives in this process, outside the jail; the jail reaches
     // it only through the relay on its own loopback. Its socket is bound
