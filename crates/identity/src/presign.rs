@@ -30,7 +30,7 @@
 //! * The arithmetic is curve25519-dalek's constant-time field and scalar
 //!   code, not ours.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use curve25519_dalek::edwards::EdwardsPoint;
@@ -104,6 +104,8 @@ impl Drop for Nonce {
 /// Prepared nonces for one key in one process.
 pub(crate) struct Pool {
     slots: Mutex<Vec<Nonce>>,
+    /// `slots.len()`, readable without the lock.
+    count: AtomicUsize,
     capacity: usize,
     counter: AtomicU64,
     /// The process that made the pairs; a forked child must not use them.
@@ -115,6 +117,7 @@ impl Pool {
     pub(crate) fn new(capacity: usize) -> Pool {
         Pool {
             slots: Mutex::new(Vec::with_capacity(capacity)),
+            count: AtomicUsize::new(0),
             capacity,
             counter: AtomicU64::new(0),
             pid: std::process::id(),
@@ -127,15 +130,21 @@ impl Pool {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
+        self.count.load(Relaxed)
     }
 
     /// Takes one pair, never the same one twice. `None` when empty, when the
-    /// lock is poisoned, or in a forked child (which also empties the pool).
+    /// lock is held or poisoned, or in a forked child (which also empties
+    /// the pool).
+    ///
+    /// Never waits for the lock: a refilling thread may run at idle
+    /// priority and be preempted while holding it, and a request must not
+    /// wait for that thread to get a CPU back; it signs the ordinary way.
     fn take(&self) -> Option<Nonce> {
-        let mut slots = self.slots.lock().ok()?;
+        let mut slots = self.slots.try_lock().ok()?;
         if std::process::id() != self.pid {
             slots.clear();
+            self.count.store(0, Relaxed);
             return None;
         }
         // Swap a zero pair into the slot before popping it: a plain `pop`
@@ -144,17 +153,34 @@ impl Pool {
         let last = slots.last_mut()?;
         let n = std::mem::replace(last, Nonce::zero());
         slots.pop();
+        self.count.store(slots.len(), Relaxed);
         Some(n)
     }
 
     /// Adds up to `max` pairs, stopping at capacity; returns how many were
-    /// added. Computed outside the lock, so signing never waits on it.
+    /// added. Computed outside the lock, so signing never waits on it; the
+    /// lock is only tried (a pair that finds it busy a few times running
+    /// is dropped, zeroised), so no caller waits on another either.
     pub(crate) fn refill(&self, key: &Expanded, max: usize) -> usize {
         let mut added = 0;
         while added < max && self.len() < self.capacity {
             let Some(n) = self.make(key) else { break };
-            match self.slots.lock() {
-                Ok(mut s) if s.len() < self.capacity && std::process::id() == self.pid => s.push(n),
+            let mut slots = None;
+            for _ in 0..64 {
+                match self.slots.try_lock() {
+                    Ok(s) => {
+                        slots = Some(s);
+                        break;
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => std::hint::spin_loop(),
+                    Err(std::sync::TryLockError::Poisoned(_)) => break,
+                }
+            }
+            match slots {
+                Some(mut s) if s.len() < self.capacity && std::process::id() == self.pid => {
+                    s.push(n);
+                    self.count.store(s.len(), Relaxed);
+                }
                 _ => break,
             }
             added += 1;
@@ -305,6 +331,21 @@ mod tests {
             0,
             "and none are made for the parent's pool"
         );
+    }
+
+    #[test]
+    fn taking_never_waits_for_the_lock() {
+        let k = key();
+        let p = Pool::new(4);
+        assert_eq!(p.refill(&k, 4), 4);
+        // Held by a (preempted, idle-priority) refiller: no nonce, no wait;
+        // the caller signs the ordinary way. Waiting here would deadlock.
+        let held = p.slots.lock().unwrap();
+        assert!(p.sign(&k, b"m").is_none());
+        assert_eq!(p.refill(&k, 1), 0, "nor does a refill wait");
+        drop(held);
+        assert!(p.sign(&k, b"m").is_some());
+        assert_eq!(p.len(), 3);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -125,6 +125,10 @@ struct Shared {
     next_req: AtomicU64,
     /// Identity nonces used by routed requests and not yet replaced.
     nonces_owed: AtomicUsize,
+    /// The idle-priority thread that refills the nonce pool (see
+    /// `NonceMaker`); unset when the pool is off or the thread could not
+    /// be started.
+    nonce_maker: std::sync::OnceLock<NonceMaker>,
     /// Random per run; the suffix of every request id.
     boot_id: String,
     metrics: Metrics,
@@ -152,8 +156,9 @@ impl Gateway {
     pub async fn start(opts: GatewayOptions) -> Result<Gateway, Error> {
         let mut st = State::open(&opts.state_path)?;
         let signer = st.signing_key()?.with_presign(opts.presign);
-        // Each request replaces the nonce it used (see `route`); this is
-        // the initial fill, ~18 µs per nonce.
+        // The initial fill, ~18 µs per nonce; later the pool is refilled in
+        // idle time (`NonceMaker`) or, when there is none, per request
+        // (`Refill`).
         signer.presign(opts.presign);
         // Fail at start, not on first link, if the certificate is unusable.
         crate::tls::agent_server_config(&opts.cert_pem, &opts.key_pem)?;
@@ -177,6 +182,7 @@ impl Gateway {
             next_link: AtomicU64::new(1),
             next_req: AtomicU64::new(1),
             nonces_owed: AtomicUsize::new(0),
+            nonce_maker: std::sync::OnceLock::new(),
             boot_id: {
                 let mut r = [0u8; 8];
                 ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r)
@@ -192,6 +198,11 @@ impl Gateway {
                 .into_bytes(),
             opts,
         });
+        if shared.signer.presign_capacity() > 0 {
+            if let Some(m) = NonceMaker::start(&shared) {
+                let _ = shared.nonce_maker.set(m);
+            }
+        }
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let agent_addr = agent_l.local_addr()?;
@@ -518,17 +529,101 @@ impl<C: Future + Unpin> Future for Refill<'_, C> {
             let sh = self.shared;
             // One nonce per request sent, never a burst: a request arriving
             // meanwhile waits at most one nonce's time for this worker.
+            // With the idle thread running, only once the pool runs low
+            // (the machine has had no idle time for it).
+            let cap = sh.signer.presign_capacity();
+            let low = if sh.nonce_maker.get().is_some() {
+                cap / 4
+            } else {
+                cap
+            };
             if sh.nonces_owed.load(Relaxed) > 0
                 && sh
                     .nonces_owed
                     .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
                     .is_ok()
-                && sh.signer.presigned() < sh.signer.presign_capacity()
+                && sh.signer.presigned() < low
             {
                 sh.signer.presign(1);
             }
         }
         r
+    }
+}
+
+/// A thread that refills the identity nonce pool at `SCHED_IDLE` priority:
+/// it runs only when a CPU would otherwise idle and gives way at once to
+/// any other thread that wakes, so the ~18 µs per nonce leave the request
+/// path whenever the machine has any idle time. Woken when a request
+/// leaves the pool half empty (a futex wake per half a pool, not per
+/// request); when it gets no CPU, `Refill` keeps the pool from running
+/// dry, and an empty pool still signs (ring's ordinary Ed25519).
+struct NonceMaker {
+    thread: std::thread::Thread,
+    stop: Arc<AtomicBool>,
+    /// Set while the thread is parked (or about to park) with a full pool.
+    asleep: Arc<AtomicBool>,
+}
+
+impl NonceMaker {
+    fn start(shared: &Arc<Shared>) -> Option<NonceMaker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let asleep = Arc::new(AtomicBool::new(false));
+        let (weak, stop2, asleep2) = (Arc::downgrade(shared), stop.clone(), asleep.clone());
+        let h = std::thread::Builder::new()
+            .name("airlock-nonces".into())
+            .spawn(move || {
+                // Per thread on Linux; if refused, a normal-priority thread
+                // still only works when woken, which is no worse.
+                let p = libc::sched_param { sched_priority: 0 };
+                // SAFETY: plain system call on this thread, valid argument.
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) };
+                while !stop2.load(Relaxed) {
+                    // The gateway is not kept alive by this thread beyond
+                    // one nonce.
+                    let low = loop {
+                        if stop2.load(Relaxed) {
+                            return;
+                        }
+                        match weak.upgrade() {
+                            Some(sh) if sh.signer.presign(1) == 1 => {}
+                            Some(sh) => break sh.signer.presign_capacity() / 2,
+                            None => return,
+                        }
+                    };
+                    asleep2.store(true, SeqCst);
+                    // A request that took nonces between the fill and the
+                    // flag saw no sleeper to wake: look again first.
+                    let half_empty = weak
+                        .upgrade()
+                        .is_some_and(|sh| sh.signer.presigned() <= low);
+                    if !half_empty {
+                        std::thread::park();
+                    }
+                    asleep2.store(false, SeqCst);
+                }
+            })
+            .ok()?;
+        Some(NonceMaker {
+            thread: h.thread().clone(),
+            stop,
+            asleep,
+        })
+    }
+
+    /// Called after each signature: wakes the sleeping thread once the pool
+    /// is half empty.
+    fn used(&self, signer: &airlock_identity::Signer) {
+        if signer.presigned() <= signer.presign_capacity() / 2 && self.asleep.swap(false, SeqCst) {
+            self.thread.unpark();
+        }
+    }
+}
+
+impl Drop for NonceMaker {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        self.thread.unpark();
     }
 }
 
@@ -960,6 +1055,9 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
     // has written the request out (see `Refill`).
     if shared.signer.presign_capacity() > 0 {
         shared.nonces_owed.fetch_add(1, Relaxed);
+    }
+    if let Some(m) = shared.nonce_maker.get() {
+        m.used(&shared.signer);
     }
     let mcp_method = parts
         .headers
