@@ -1,7 +1,8 @@
-//! The writer: one thread owns the segment files. Callers redact and hand
-//! over record bodies; the thread numbers them, chains them (each record
-//! holds the SHA-256 of the previous line), appends, and fsyncs once per
-//! batch (group commit) before acknowledging. Every N records or T seconds
+//! The writer: one thread owns the segment files. Callers hand over events;
+//! the thread redacts and encodes them (off the callers' paths: a routed
+//! request, a tool call), numbers them, chains them (each record holds the
+//! SHA-256 of the previous line), appends, and fsyncs once per batch (group
+//! commit) before acknowledging. Every N records or T seconds
 //! it appends a signed checkpoint covering the chain so far.
 
 use std::fs::{File, OpenOptions};
@@ -23,16 +24,14 @@ use crate::{canonical, segments, time, AuditError};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 enum Msg {
-    Record(
-        Map<String, Value>,
-        Option<SyncSender<Result<u64, AuditError>>>,
-    ),
+    Record(Box<Event>, Option<SyncSender<Result<u64, AuditError>>>),
     Flush(SyncSender<Result<(), AuditError>>),
 }
 
 struct Shared {
     tx: Mutex<Option<Sender<Msg>>>,
-    redactor: RwLock<Redactor>,
+    /// Shared with the writer thread, which redacts each event.
+    redactor: Arc<RwLock<Redactor>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -75,8 +74,8 @@ pub fn open(cfg: &Audit, opts: LogOptions) -> Result<AuditHandle, AuditError> {
         .as_ref()
         .map(|k| k.hmac_key())
         .unwrap_or_else(crate::keys::random_bytes::<32>);
-    let redactor = Redactor::new(hmac_key, &cfg.redact_fields);
-    let mut w = Writer::resume(&dir, cfg, key)?;
+    let redactor = Arc::new(RwLock::new(Redactor::new(hmac_key, &cfg.redact_fields)));
+    let mut w = Writer::resume(&dir, cfg, key, redactor.clone())?;
     w.export = match (cfg.export, opts.export_to) {
         (_, Some(out)) => Some(Export::Stream(out)),
         (AuditExport::Stdout, None) => Some(Export::Stream(Box::new(std::io::stdout()))),
@@ -94,7 +93,7 @@ pub fn open(cfg: &Audit, opts: LogOptions) -> Result<AuditHandle, AuditError> {
     Ok(AuditHandle {
         shared: Arc::new(Shared {
             tx: Mutex::new(Some(tx)),
-            redactor: RwLock::new(redactor),
+            redactor,
             thread: Mutex::new(Some(thread)),
         }),
     })
@@ -109,26 +108,16 @@ impl AuditHandle {
             .map_err(|_| AuditError::Closed)
     }
 
-    fn body(&self, ev: Event) -> Map<String, Value> {
-        let r = self
-            .shared
-            .redactor
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        ev.into_body(&r)
-    }
-
-    /// Queues an event; it is durable within the group-commit delay.
+    /// Queues an event; it is durable within the group-commit delay. The
+    /// writer thread redacts and encodes it: the caller only hands it over.
     pub fn record(&self, ev: Event) -> Result<(), AuditError> {
-        let b = self.body(ev);
-        self.send(Msg::Record(b, None))
+        self.send(Msg::Record(Box::new(ev), None))
     }
 
     /// Records an event and returns its sequence number once it is on disk.
     pub fn record_durable(&self, ev: Event) -> Result<u64, AuditError> {
-        let b = self.body(ev);
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Msg::Record(b, Some(tx)))?;
+        self.send(Msg::Record(Box::new(ev), Some(tx)))?;
         rx.recv().map_err(|_| AuditError::Closed)?
     }
 
@@ -187,6 +176,7 @@ struct Writer {
     export: Option<Export>,
     /// A torn tail found at start, recorded as the first record written.
     pending_recovery: Option<Map<String, Value>>,
+    redactor: Arc<RwLock<Redactor>>,
 }
 
 fn io(what: &str, p: &Path) -> impl Fn(std::io::Error) -> AuditError {
@@ -198,7 +188,12 @@ impl Writer {
     /// Picks up where the log left off: last sequence number, chain head,
     /// last checkpoint; a torn last line starts a new segment and is
     /// recorded by a `recovery` record (never dropped, never accepted).
-    fn resume(dir: &Path, cfg: &Audit, key: Option<SigningKey>) -> Result<Writer, AuditError> {
+    fn resume(
+        dir: &Path,
+        cfg: &Audit,
+        key: Option<SigningKey>,
+        redactor: Arc<RwLock<Redactor>>,
+    ) -> Result<Writer, AuditError> {
         let segs = segments::list(dir)?;
         let mut next_seq = 1;
         let mut prev = GENESIS.to_string();
@@ -283,6 +278,7 @@ impl Writer {
             last_checkpoint: Instant::now(),
             export: None,
             pending_recovery,
+            redactor,
         })
     }
 
@@ -314,7 +310,7 @@ impl Writer {
             let mut n = 0;
             while let Some(m) = msg.take() {
                 match m {
-                    Msg::Record(body, ack) => match self.append(body) {
+                    Msg::Record(ev, ack) => match self.append(self.body(*ev)) {
                         Ok(seq) => {
                             if let Some(a) = ack {
                                 acks.push((a, seq));
@@ -367,6 +363,13 @@ impl Writer {
         self.file
             .sync_data()
             .map_err(|e| AuditError::Io(format!("fsync {}: {e}", self.dir.display())))
+    }
+
+    /// Redacted with the secrets known now, which include every secret
+    /// known when the event was recorded.
+    fn body(&self, ev: Event) -> Map<String, Value> {
+        let r = self.redactor.read().unwrap_or_else(|e| e.into_inner());
+        ev.into_body(&r)
     }
 
     fn append(&mut self, mut body: Map<String, Value>) -> Result<u64, AuditError> {
