@@ -299,6 +299,10 @@ impl Cleaner {
             return None;
         }
         if pid == 0 {
+            // Background work from the start: its set-up (and the
+            // copy-on-write faults it takes) must not compete with the
+            // launcher and the init, which build the jail meanwhile.
+            crate::sys::lower_priority();
             drop(w);
             let r = high(r).unwrap_or(-1);
             unsafe {
@@ -373,8 +377,6 @@ fn clean(mut r: std::fs::File) {
     if dirs.is_empty() {
         return;
     }
-    // Nobody waits for what follows.
-    crate::sys::lower_priority();
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
     if pidfd >= 0 {
         let mut p = libc::pollfd {
