@@ -209,6 +209,42 @@ struct Shared {
     pool: Arc<crate::upstream::Pool>,
     connected: watch::Sender<usize>,
     stdio: HashMap<String, Arc<crate::stdio::StdioRoute>>,
+    /// Route host names resolved in the last `RESOLVE_TTL` (see `resolve`).
+    resolved: Mutex<HashMap<(String, u16), Resolved>>,
+}
+
+/// When a host name was resolved, and to what.
+type Resolved = (std::time::Instant, Vec<SocketAddr>);
+
+/// How long a route's resolved host name is reused: resolving `localhost`
+/// through the system resolver (a blocking-pool hand-off and
+/// `getaddrinfo`) took ~85 µs, on every request. The addresses are checked
+/// against `allowed_ips` on every use, and exactly those are dialed.
+const RESOLVE_TTL: Duration = Duration::from_secs(1);
+
+/// The addresses of a route's host: an IP literal as is, a name from the
+/// cache or the resolver. Failures are not cached.
+async fn resolve(shared: &Shared, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let key = (host.to_string(), port);
+    if let Ok(c) = shared.resolved.lock() {
+        if let Some((at, a)) = c.get(&key) {
+            if at.elapsed() < RESOLVE_TTL {
+                return Ok(a.clone());
+            }
+        }
+    }
+    let a: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    if let Ok(mut c) = shared.resolved.lock() {
+        // Routes are configured, so this stays small; bound it anyway.
+        if c.len() > 1024 {
+            c.clear();
+        }
+        c.insert(key, (std::time::Instant::now(), a.clone()));
+    }
+    Ok(a)
 }
 
 /// A running connector.
@@ -249,6 +285,7 @@ impl Connector {
             pool: Arc::default(),
             connected,
             stdio,
+            resolved: Mutex::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -590,8 +627,8 @@ async fn forward(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body>
     let Ok(t) = parse_http_url(url) else {
         return plain(StatusCode::BAD_GATEWAY, "route misconfigured\n");
     };
-    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
-        Ok(a) => a.collect(),
+    let addrs = match resolve(shared, &t.host, t.port).await {
+        Ok(a) => a,
         Err(_) => return plain(StatusCode::BAD_GATEWAY, "route host does not resolve\n"),
     };
     // Every resolved address must be allowed, so DNS cannot steer us out.
