@@ -1491,6 +1491,68 @@ impl http_body::Body for Relay {
 mod tests {
     use super::*;
 
+    fn nonce_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "airlock-nonces")
+            })
+            .count()
+    }
+
+    /// The idle-priority nonce thread runs at that priority and ends with
+    /// its gateway (no thread left behind per gateway started).
+    #[tokio::test]
+    async fn the_nonce_thread_is_idle_priority_and_ends_with_the_gateway() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = crate::certs::Ca::generate("gw")
+            .unwrap()
+            .issue_server(&["localhost"])
+            .unwrap();
+        let opts = GatewayOptions::new(
+            dir.path().join("state.db"),
+            pem.cert.into_bytes(),
+            pem.key.into_bytes(),
+        );
+        // Liveness bounds only (thread start and exit), not speed targets.
+        let wait = |want: usize| async move {
+            for _ in 0..1000 {
+                if nonce_threads() == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        };
+        assert!(wait(0).await, "no other test here starts a gateway");
+        let gw = Gateway::start(opts).await.unwrap();
+        assert!(wait(1).await);
+        let task = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| {
+                std::fs::read_to_string(e.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "airlock-nonces")
+            })
+            .unwrap();
+        let tid: libc::pid_t = task.file_name().to_str().unwrap().parse().unwrap();
+        // The thread sets its policy first thing once it runs.
+        let mut policy = -1;
+        for _ in 0..1000 {
+            // SAFETY: a plain query of another thread's policy.
+            policy = unsafe { libc::sched_getscheduler(tid) };
+            if policy == libc::SCHED_IDLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(policy, libc::SCHED_IDLE);
+        gw.shutdown().await;
+        assert!(wait(0).await, "the nonce thread outlived its gateway");
+    }
+
     #[test]
     fn jsonrpc_fields_of_requests_notifications_and_other_bodies() {
         let mut h = http::HeaderMap::new();
