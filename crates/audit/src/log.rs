@@ -1,13 +1,17 @@
 //! The writer: one thread owns the segment files. Callers hand over events;
 //! the thread redacts and encodes them (off the callers' paths: a routed
 //! request, a tool call), numbers them, chains them (each record holds the
-//! SHA-256 of the previous line), appends, and fsyncs once per batch (group
-//! commit) before acknowledging. Every N records or T seconds
-//! it appends a signed checkpoint covering the chain so far.
+//! SHA-256 of the previous line) and appends them at once. The fsync (group
+//! commit) follows at once when a caller waits for it ([`AuditHandle::
+//! record_durable`], [`AuditHandle::flush`]); records nobody waits for are
+//! fsynced within `audit.flush_interval` of being written, so a burst of
+//! them shares one fsync instead of paying one each. Every N records or T
+//! seconds it appends a signed checkpoint covering the chain so far.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -30,6 +34,8 @@ enum Msg {
 
 struct Shared {
     tx: Mutex<Option<Sender<Msg>>>,
+    /// Group commits (fsyncs of the current segment) made so far.
+    commits: Arc<AtomicU64>,
     /// Shared with the writer thread, which redacts each event.
     redactor: Arc<RwLock<Redactor>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -75,7 +81,9 @@ pub fn open(cfg: &Audit, opts: LogOptions) -> Result<AuditHandle, AuditError> {
         .map(|k| k.hmac_key())
         .unwrap_or_else(crate::keys::random_bytes::<32>);
     let redactor = Arc::new(RwLock::new(Redactor::new(hmac_key, &cfg.redact_fields)));
+    let commits = Arc::new(AtomicU64::new(0));
     let mut w = Writer::resume(&dir, cfg, key, redactor.clone())?;
+    w.commits = commits.clone();
     w.export = match (cfg.export, opts.export_to) {
         (_, Some(out)) => Some(Export::Stream(out)),
         (AuditExport::Stdout, None) => Some(Export::Stream(Box::new(std::io::stdout()))),
@@ -93,6 +101,7 @@ pub fn open(cfg: &Audit, opts: LogOptions) -> Result<AuditHandle, AuditError> {
     Ok(AuditHandle {
         shared: Arc::new(Shared {
             tx: Mutex::new(Some(tx)),
+            commits,
             redactor,
             thread: Mutex::new(Some(thread)),
         }),
@@ -126,6 +135,12 @@ impl AuditHandle {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Msg::Flush(tx))?;
         rx.recv().map_err(|_| AuditError::Closed)?
+    }
+
+    /// How many group commits (fsyncs) the writer has made: with records
+    /// arriving faster than `audit.flush_interval`, far fewer than records.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
     }
 
     /// A secret value airlock resolved: redacted wherever it appears.
@@ -164,6 +179,11 @@ struct Writer {
     segment_size: u64,
     checkpoint_every: u64,
     checkpoint_interval: Duration,
+    /// Longest a written record waits for its fsync when nobody waits.
+    flush_interval: Duration,
+    /// When the oldest record not yet fsynced was written.
+    dirty_since: Option<Instant>,
+    commits: Arc<AtomicU64>,
     key: Option<SigningKey>,
     index: u64,
     file: File,
@@ -267,6 +287,9 @@ impl Writer {
             segment_size: cfg.segment_size.0.max(4096),
             checkpoint_every: u64::from(cfg.checkpoint_every.max(1)),
             checkpoint_interval: cfg.checkpoint_interval,
+            flush_interval: cfg.flush_interval,
+            dirty_since: None,
+            commits: Arc::default(),
             key,
             index,
             file,
@@ -287,17 +310,27 @@ impl Writer {
             let _ = self.append(m).and_then(|_| self.commit());
         }
         loop {
-            let wait = self
+            let mut wait = self
                 .checkpoint_interval
-                .saturating_sub(self.last_checkpoint.elapsed())
-                .max(Duration::from_millis(1));
-            let first = match rx.recv_timeout(wait) {
+                .saturating_sub(self.last_checkpoint.elapsed());
+            if let Some(t) = self.dirty_since {
+                wait = wait.min(self.flush_interval.saturating_sub(t.elapsed()));
+            }
+            let first = match rx.recv_timeout(wait.max(Duration::from_micros(100))) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.since_checkpoint > 0 {
-                        let _ = self.checkpoint().and_then(|_| self.commit());
+                    let mut commit = self
+                        .dirty_since
+                        .is_some_and(|t| t.elapsed() >= self.flush_interval);
+                    if self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+                        if self.since_checkpoint > 0 {
+                            commit |= self.checkpoint().is_ok();
+                        }
+                        self.last_checkpoint = Instant::now();
                     }
-                    self.last_checkpoint = Instant::now();
+                    if commit {
+                        let _ = self.commit();
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -342,6 +375,18 @@ impl Writer {
                     err = Some(e);
                 }
             }
+            if self.dirty_since.is_none() {
+                self.dirty_since = Some(Instant::now());
+            }
+            let waited_for = !acks.is_empty() || !flushes.is_empty();
+            let due = self
+                .dirty_since
+                .is_some_and(|t| t.elapsed() >= self.flush_interval);
+            if !(waited_for || due) {
+                // Nobody waits: this batch's fsync is shared with the next
+                // ones, within flush_interval (the wait above wakes for it).
+                continue;
+            }
             let committed = self.commit();
             for (a, seq) in acks {
                 let _ = a.send(committed.clone().map(|_| seq));
@@ -360,6 +405,8 @@ impl Writer {
     }
 
     fn commit(&mut self) -> Result<(), AuditError> {
+        self.dirty_since = None;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         self.file
             .sync_data()
             .map_err(|e| AuditError::Io(format!("fsync {}: {e}", self.dir.display())))

@@ -301,6 +301,61 @@ fn durable_records_return_their_sequence_and_unsigned_logs_are_unproven() {
 }
 
 #[test]
+fn records_nobody_waits_for_share_one_fsync_within_flush_interval() {
+    let l = new_log();
+    let c = Audit {
+        flush_interval: Duration::from_secs(3600),
+        checkpoint_every: 1_000_000,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..cfg(&l)
+    };
+    let h = open(&c, LogOptions::default()).unwrap();
+    let before = h.commits();
+    for i in 1..=50 {
+        h.record(event(i)).unwrap();
+    }
+    // Written at once (a crash of the process loses nothing)...
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lines(&l).len() < 50 {
+        assert!(std::time::Instant::now() < deadline, "records not written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // ...but not one fsync each: within the hour's flush_interval none yet.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(h.commits(), before, "fsync without a waiter or a deadline");
+    // A caller that waits gets its fsync at once, covering the earlier ones.
+    assert_eq!(h.record_durable(event(51)).unwrap(), 51);
+    assert_eq!(h.commits(), before + 1);
+    h.flush().unwrap();
+    h.close();
+}
+
+#[test]
+fn a_record_nobody_waits_for_is_fsynced_once_flush_interval_passes() {
+    let l = new_log();
+    let c = Audit {
+        flush_interval: Duration::from_millis(20),
+        checkpoint_every: 1_000_000,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..cfg(&l)
+    };
+    let h = open(&c, LogOptions::default()).unwrap();
+    let before = h.commits();
+    h.record(event(1)).unwrap();
+    // The writer wakes for the deadline by itself; no later record or
+    // flush prompts it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.commits() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a record waited past flush_interval for its fsync"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.close();
+}
+
+#[test]
 fn the_signing_key_must_live_outside_the_log_and_be_private() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");

@@ -395,7 +395,7 @@ pub struct Audit {
     pub checkpoint_interval: Duration,
     /// Ed25519 signing key; must live outside the audit dir and any jail.
     pub signing_key: Option<PathBuf>,
-    /// Longest a record waits for its group commit (fsync).
+    /// Longest a record nobody waits for stays written but not fsynced.
     pub flush_interval: Duration,
     /// Extra field names whose values are always redacted.
     pub redact_fields: Vec<String>,

@@ -556,7 +556,7 @@ pub static AUDIT: Obj = Obj {
             "flush_interval",
             Ty::Duration,
             "5ms",
-            "Longest a record waits for its group commit (fsync).",
+            "Longest a record nobody waits for stays written but not fsynced; `record_durable` callers and `flush` get their fsync at once. `0s`: fsync every batch.",
         ),
         def(
             "redact_fields",
