@@ -855,9 +855,11 @@ async fn silent_cut_is_detected_and_recovered() {
     );
 }
 
-/// Each routed request uses one prepared nonce and the link's connection
-/// task makes a new one after writing the request out: the pool does not
-/// drain, however many requests go through.
+/// Each routed request uses one prepared nonce; the idle-priority thread
+/// refills the pool whenever it is half empty (and the link's connection
+/// task once it runs low): the pool does not drain, however many requests
+/// go through. It rests between half and full, so the test waits for more
+/// than half: 20 requests through a pool of 4 get there only by refills.
 #[tokio::test]
 async fn nonce_pool_is_refilled_after_each_request() {
     let mut env = Env::new().await;
@@ -879,9 +881,9 @@ async fn nonce_pool_is_refilled_after_each_request() {
         .await;
         assert_eq!(r.status, 200, "request {i}");
     }
-    // Liveness bound only: the refill runs right after each request's write.
+    // Liveness bound only: the refill starts as soon as the pool is half empty.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while env.gw().nonces_ready() < 4 {
+    while env.gw().nonces_ready() <= 4 / 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "pool left at {}",
