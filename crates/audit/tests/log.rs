@@ -300,15 +300,21 @@ fn durable_records_return_their_sequence_and_unsigned_logs_are_unproven() {
     assert!(r.notes.iter().any(|n| n.contains("unsigned")));
 }
 
+/// A config whose only reason to fsync is `flush_interval` or a waiter
+/// (no checkpoint, which also commits, within the test).
+fn without_checkpoints(l: &Log, flush_interval: Duration) -> Audit {
+    Audit {
+        flush_interval,
+        checkpoint_every: 1_000_000,
+        checkpoint_interval: Duration::from_secs(3600),
+        ..cfg(l)
+    }
+}
+
 #[test]
 fn records_nobody_waits_for_share_one_fsync_within_flush_interval() {
     let l = new_log();
-    let c = Audit {
-        flush_interval: Duration::from_secs(3600),
-        checkpoint_every: 1_000_000,
-        checkpoint_interval: Duration::from_secs(3600),
-        ..cfg(&l)
-    };
+    let c = without_checkpoints(&l, Duration::from_secs(3600));
     let h = open(&c, LogOptions::default()).unwrap();
     let before = h.commits();
     for i in 1..=50 {
@@ -333,12 +339,7 @@ fn records_nobody_waits_for_share_one_fsync_within_flush_interval() {
 #[test]
 fn a_record_nobody_waits_for_is_fsynced_once_flush_interval_passes() {
     let l = new_log();
-    let c = Audit {
-        flush_interval: Duration::from_millis(20),
-        checkpoint_every: 1_000_000,
-        checkpoint_interval: Duration::from_secs(3600),
-        ..cfg(&l)
-    };
+    let c = without_checkpoints(&l, Duration::from_millis(20));
     let h = open(&c, LogOptions::default()).unwrap();
     let before = h.commits();
     h.record(event(1)).unwrap();

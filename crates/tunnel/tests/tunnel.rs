@@ -189,6 +189,15 @@ impl Env {
         self.gw.as_ref().unwrap()
     }
 
+    /// Replaces the gateway with one started from this env's options as
+    /// `change` leaves them (same state, PKI and agent address).
+    async fn restart_gateway(&mut self, change: impl FnOnce(&mut GatewayOptions)) {
+        self.gw.take().unwrap().shutdown().await;
+        let mut g = self.gopts.clone();
+        change(&mut g);
+        self.gw = Some(Gateway::start(g).await.unwrap());
+    }
+
     fn copts(&self) -> ConnectorOptions {
         let mut o = ConnectorOptions::new(
             format!("localhost:{}", self.gw().tunnel_addr.port()),
@@ -863,10 +872,7 @@ async fn silent_cut_is_detected_and_recovered() {
 #[tokio::test]
 async fn nonce_pool_is_refilled_after_each_request() {
     let mut env = Env::new().await;
-    env.gw.take().unwrap().shutdown().await;
-    let mut g = env.gopts.clone();
-    g.presign = 4;
-    env.gw = Some(Gateway::start(g).await.unwrap());
+    env.restart_gateway(|g| g.presign = 4).await;
     assert_eq!(env.gw().nonces_ready(), 4);
     let _c = env.connect(1).await;
     let a = auth(&env.key);
@@ -902,10 +908,7 @@ async fn presigned_identity_assertions_verify_once_and_never_share_a_nonce() {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     for presign in [2, 0] {
         let mut env = Env::new().await;
-        env.gw.take().unwrap().shutdown().await;
-        let mut g = env.gopts.clone();
-        g.presign = presign;
-        env.gw = Some(Gateway::start(g).await.unwrap());
+        env.restart_gateway(|g| g.presign = presign).await;
         let _c = env.connect(1).await;
         let a = auth(&env.key);
         let v = airlock_identity::Verifier::new(vec![env.gw().public_key.clone()]);
@@ -1208,10 +1211,7 @@ async fn quiet_sse_streams_get_keepalive_comments() {
 #[tokio::test]
 async fn agent_listener_serves_https_with_the_gateway_certificate() {
     let mut env = Env::new().await;
-    env.gw.take().unwrap().shutdown().await;
-    let mut g = env.gopts.clone();
-    g.agent_tls = true;
-    env.gw = Some(Gateway::start(g).await.unwrap());
+    env.restart_gateway(|g| g.agent_tls = true).await;
     let _c = env.connect(1).await;
     let mut roots = rustls::RootCertStore::empty();
     for c in airlock_tunnel::tls::certs_from_pem(env.pki.gw_ca.as_bytes(), "ca").unwrap() {
@@ -1635,11 +1635,9 @@ impl airlock_tunnel::events::EventSink for Capture {
 async fn every_link_event_auth_failure_and_routed_request_is_an_event() {
     use airlock_tunnel::events::TunnelEvent;
     let mut env = Env::new().await;
-    env.gw.take().unwrap().shutdown().await;
     let sink = Arc::new(Capture::default());
-    let mut g = env.gopts.clone();
-    g.events = Some(sink.clone());
-    env.gw = Some(Gateway::start(g).await.unwrap());
+    let events = sink.clone();
+    env.restart_gateway(|g| g.events = Some(events)).await;
     let _c = env.connect(1).await;
     assert_eq!(
         call(env.agent(), "POST", "/t/corp/tools/echo", &[], "")
