@@ -375,13 +375,9 @@ impl Writer {
                     err = Some(e);
                 }
             }
-            if self.dirty_since.is_none() {
-                self.dirty_since = Some(Instant::now());
-            }
+            let oldest = *self.dirty_since.get_or_insert_with(Instant::now);
             let waited_for = !acks.is_empty() || !flushes.is_empty();
-            let due = self
-                .dirty_since
-                .is_some_and(|t| t.elapsed() >= self.flush_interval);
+            let due = oldest.elapsed() >= self.flush_interval;
             if !(waited_for || due) {
                 // Nobody waits: this batch's fsync is shared with the next
                 // ones, within flush_interval (the wait above wakes for it).
