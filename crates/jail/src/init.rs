@@ -39,9 +39,18 @@ const FORWARDED: &[i32] = &[
 
 /// Entry point of `airlock __jail-init`. Never returns.
 pub fn main() -> ! {
+    main_forked(None)
+}
+
+/// The init forked by [`crate::Zygote`]; `cleaner` is the read end of the
+/// launcher's pipe to the cleaner this process forks (root only).
+pub(crate) fn main_forked(cleaner: Option<i32>) -> ! {
     unsafe {
         let fl = libc::fcntl(REPORT_FD, libc::F_GETFD);
         libc::fcntl(REPORT_FD, libc::F_SETFD, fl | libc::FD_CLOEXEC);
+    }
+    if let Some(r) = cleaner {
+        fork_cleaner(r);
     }
     match run_a() {
         Ok(()) => unsafe { libc::_exit(0) },
@@ -50,6 +59,18 @@ pub fn main() -> ! {
             unsafe { libc::_exit(125) }
         }
     }
+}
+
+/// Forks the cleaner (see `launch::Cleaner`) first, in the host's
+/// namespaces and while this process is small and waits for its spec
+/// anyway: the launcher then forks nothing but this process. A failed fork
+/// only leaves the launcher to remove the cgroup itself.
+fn fork_cleaner(r: i32) {
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        crate::launch::run_cleaner(r);
+    }
+    unsafe { libc::close(r) };
 }
 
 fn report(r: &InitReport) {
@@ -242,20 +263,7 @@ fn run_b(
             "PR_SET_PDEATHSIG".into()
         })?;
     }
-    let c = unsafe { libc::fork() };
-    if c < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
-    }
-    if c == 0 {
-        let e = run_c(spec, filters);
-        report(&e);
-        let code = match e {
-            InitReport::ExecFailed { errno, .. } if errno == libc::ENOENT => 127,
-            InitReport::ExecFailed { .. } => 126,
-            _ => 125,
-        };
-        unsafe { libc::_exit(code) }
-    }
+    let c = spawn_c(spec, filters)?;
     let status = supervise(c, true);
     // Whatever the command left running dies now, not at this process's
     // exit: the status line then tells the launcher that nothing inside
@@ -287,6 +295,73 @@ fn kill_all_and_reap() {
         if r < 0 && sys::errno() == libc::ECHILD {
             return;
         }
+    }
+}
+
+/// What C's entry point gets from B.
+struct CArgs<'a> {
+    spec: &'a InitSpec,
+    filters: &'a [seccompiler::BpfProgram],
+}
+
+extern "C" fn c_main(arg: *mut libc::c_void) -> libc::c_int {
+    let a = unsafe { &*(arg as *const CArgs) };
+    let e = run_c(a.spec, a.filters);
+    report(&e);
+    let code = match e {
+        InitReport::ExecFailed { errno, .. } if errno == libc::ENOENT => 127,
+        InitReport::ExecFailed { .. } => 126,
+        _ => 125,
+    };
+    unsafe { libc::_exit(code) }
+}
+
+/// Starts C the way posix_spawn does: in B's memory (`CLONE_VM`), on a
+/// stack of its own, with B suspended until C has executed the command or
+/// exited (`CLONE_VFORK`). No page tables are copied, no copy-on-write
+/// faults follow in either process, and C finds B's code already mapped;
+/// with B stopped and single-threaded, C may allocate and run ordinary
+/// code. Everything C changes that it must not share is per task without
+/// `CLONE_FILES`, `CLONE_FS`, `CLONE_SIGHAND` or `CLONE_THREAD`: its
+/// descriptor table, working directory, signal dispositions and mask,
+/// session, credentials and capabilities, no_new_privs, landlock domain and
+/// seccomp filters; at execve it leaves B's memory for the command's own.
+fn spawn_c(spec: &InitSpec, filters: &[seccompiler::BpfProgram]) -> Result<libc::pid_t> {
+    const STACK: usize = 1 << 20;
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    unsafe {
+        let stack = libc::mmap(
+            std::ptr::null_mut(),
+            STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        );
+        if stack == libc::MAP_FAILED {
+            return Err(format!("C's stack: {}", std::io::Error::last_os_error()));
+        }
+        // A guard page: an overflow faults instead of writing B's memory.
+        if libc::mprotect(stack, page, libc::PROT_NONE) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::munmap(stack, STACK);
+            return Err(format!("C's stack guard: {e}"));
+        }
+        let args = CArgs { spec, filters };
+        let top = stack.cast::<u8>().add(STACK).cast::<libc::c_void>();
+        let c = libc::clone(
+            c_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &args as *const CArgs as *mut libc::c_void,
+        );
+        let err = std::io::Error::last_os_error();
+        // C has executed the command or exited: its stack is free.
+        libc::munmap(stack, STACK);
+        if c < 0 {
+            return Err(format!("clone: {err}"));
+        }
+        Ok(c)
     }
 }
 
