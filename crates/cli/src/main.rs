@@ -72,11 +72,20 @@ fn main() -> ExitCode {
     {
         airlock_jail::init::main();
     }
+    // `airlock run`: the jail's init is forked before anything else (see
+    // `cmd::run::fork_init`), so that it creates the jail's network
+    // namespace, the slowest step of its start, while this process parses
+    // its arguments and config.
+    let mut zygote = cmd::run::fork_init();
     if let Some((log_format, args)) = parse_run() {
         init_logging(log_format);
-        return finish(cmd::run::run(args));
+        return finish(cmd::run::run(args, zygote));
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // Not a run after all: the unused init ends.
+        drop(zygote.take());
+    }
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Config(args) => cmd::config::run(args),
@@ -87,7 +96,7 @@ fn main() -> ExitCode {
         Command::Key(args) => cmd::key::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Up(args) => cmd::up::run(args),
-        Command::Run(args) => cmd::run::run(args),
+        Command::Run(args) => cmd::run::run(args, zygote.take()),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Mcp(args) => cmd::mcp::run(args),
         Command::Approve(args) => cmd::approve::run(args),

@@ -50,12 +50,23 @@ pub struct Args {
     command: Vec<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // The jail's init, forked now while this process is single-threaded and
-    // holds nothing but its arguments (before the config, the proxy and its
-    // threads): it saves executing the airlock binary a second time. If it
-    // cannot be forked, `spawn` starts `airlock __jail-init` as usual.
-    let zygote = airlock_jail::Zygote::fork().ok();
+/// The jail's init for `airlock run`, forked first thing in `main` when the
+/// first argument is `run`, while this process is single-threaded and holds
+/// nothing but its arguments (before argument parsing, logging, the config,
+/// the proxy and its threads): it saves executing the airlock binary a
+/// second time, and it builds the jail's network namespace meanwhile. If
+/// it cannot be forked, `spawn` starts `airlock __jail-init` as usual.
+pub fn fork_init() -> Option<airlock_jail::Zygote> {
+    if std::env::args_os().nth(1).is_none_or(|a| a != "run") {
+        return None;
+    }
+    airlock_jail::Zygote::fork().ok()
+}
+
+pub fn run(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result<ExitCode> {
+    // `airlock --log-format json run …` comes here without an early init;
+    // this process is still single-threaded.
+    let zygote = zygote.or_else(|| airlock_jail::Zygote::fork().ok());
     match run_inner(args, zygote) {
         Ok(code) => Ok(code),
         Err(e) => {
