@@ -30,6 +30,10 @@
 //! `AIRLOCK_BENCH_AUDIT=wake` only hands each event to another thread.
 //! `AIRLOCK_BENCH_GW_THREADS=N` sets the worker count of a gateway-only
 //! child (`gw`, `split`) apart from `AIRLOCK_BENCH_THREADS`.
+//! `trace` (not in the default set): the `split` layout's processes, and
+//! rathole's, per request: wake-ups (voluntary context switches), CPU and
+//! its kernel share, then system calls under `perf trace -s`;
+//! `AIRLOCK_BENCH_TRACE=direct,get,mcp,rathole` picks which.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -120,7 +124,7 @@ fn cpu_ns_of(pid: &str) -> u64 {
 fn want(part: &str) -> bool {
     match std::env::var("AIRLOCK_BENCH_ONLY") {
         Ok(v) if !v.trim().is_empty() => v.split(',').any(|p| p.trim() == part),
-        _ => part != "sep" && part != "gw" && part != "split",
+        _ => !["sep", "gw", "split", "trace"].contains(&part),
     }
 }
 
@@ -562,7 +566,7 @@ async fn bench() {
         c.shutdown().await;
     }
 
-    if want("split") {
+    if want("split") || want("trace") {
         // Every party in its own process: gateway, connector, upstream
         // (with AIRLOCK_BENCH_UPSTREAM=process) and the agent client here.
         let (gwc, agent, tunnel, key) = spawn_child_as(
@@ -584,21 +588,60 @@ async fn bench() {
         ]);
         let k = Some(key.as_str());
         let (gp, cp) = (gwc.0.id().to_string(), cc.0.id().to_string());
-        compare_small(
-            "gateway | connector | upstream in separate processes",
-            up,
-            agent,
-            k,
-            &[("gateway", &gp), ("connector", &cp)],
-        )
-        .await;
-        let rd = latency(up, "/mcp/small", None, scale(2000), false, None).await;
-        let rt = latency(agent, "/t/bench/r/small", k, scale(2000), false, None).await;
-        let d = latency(up, "/mcp/small", None, scale(2000), true, None).await;
-        let t = latency(agent, "/t/bench/r/small", k, scale(2000), true, None).await;
-        let direct = d.p50.saturating_sub(rd.p50);
-        let tunnel = t.p50.saturating_sub(rt.p50);
-        println!(
+        if want("trace") {
+            let upstream = up_child.as_ref().map(|c| ("upstream", c.0.id()));
+            let direct: Vec<_> = std::iter::once(("client", std::process::id()))
+                .chain(upstream)
+                .collect();
+            let mut procs = direct.clone();
+            procs.extend([("gateway", gwc.0.id()), ("connector", cc.0.id())]);
+            // AIRLOCK_BENCH_TRACE=direct,get,mcp,rathole (any subset).
+            let pick = |w: &str| {
+                std::env::var("AIRLOCK_BENCH_TRACE")
+                    .map_or(true, |v| v.split(',').any(|p| p.trim() == w))
+            };
+            if pick("direct") {
+                trace_requests("direct", up, "/mcp/small", None, &direct, &dir).await;
+            }
+            if pick("get") {
+                trace_requests("airlock split", agent, "/t/bench/r/small", k, &procs, &dir).await;
+            }
+            if pick("mcp") {
+                trace_requests(
+                    "airlock split MCP call",
+                    agent,
+                    "/t/bench/r",
+                    k,
+                    &procs,
+                    &dir,
+                )
+                .await;
+            }
+            if pick("rathole") {
+                if let Some((s, c, addr)) = spawn_rathole(up, &dir).await {
+                    assert!(wait_serving(addr).await, "rathole did not come up");
+                    let mut procs = direct.clone();
+                    procs.extend([("rathole server", s.0.id()), ("rathole client", c.0.id())]);
+                    trace_requests("rathole", addr, "/mcp/small", None, &procs, &dir).await;
+                }
+            }
+        }
+        if want("split") {
+            compare_small(
+                "gateway | connector | upstream in separate processes",
+                up,
+                agent,
+                k,
+                &[("gateway", &gp), ("connector", &cp)],
+            )
+            .await;
+            let rd = latency(up, "/mcp/small", None, scale(2000), false, None).await;
+            let rt = latency(agent, "/t/bench/r/small", k, scale(2000), false, None).await;
+            let d = latency(up, "/mcp/small", None, scale(2000), true, None).await;
+            let t = latency(agent, "/t/bench/r/small", k, scale(2000), true, None).await;
+            let direct = d.p50.saturating_sub(rd.p50);
+            let tunnel = t.p50.saturating_sub(rt.p50);
+            println!(
             "new-connection overhead, separate processes (p50 new - p50 reused): direct {} | airlock {} | airlock extra {} (new p50: direct {} airlock {})",
             us(direct),
             us(tunnel),
@@ -606,6 +649,7 @@ async fn bench() {
             us(d.p50),
             us(t.p50)
         );
+        }
     }
 
     if want("sep") {
@@ -776,42 +820,180 @@ async fn measure_peer(name: &str, addr: SocketAddr, pids: &[u32]) {
     );
 }
 
+/// rathole's server and client (plaintext TCP transport) forwarding a
+/// port to `up`, when rathole is on PATH; and that port.
+async fn spawn_rathole(
+    up: SocketAddr,
+    dir: &std::path::Path,
+) -> Option<(KillOnDrop, KillOnDrop, SocketAddr)> {
+    let bin = on_path("rathole")?;
+    let (ctl, svc) = (free_port(), free_port());
+    let server = format!(
+        "[server]\nbind_addr = \"127.0.0.1:{ctl}\"\ndefault_token = \"bench\"\n\
+         [server.services.up]\nbind_addr = \"127.0.0.1:{svc}\"\n"
+    );
+    let client = format!(
+        "[client]\nremote_addr = \"127.0.0.1:{ctl}\"\ndefault_token = \"bench\"\n\
+         [client.services.up]\nlocal_addr = \"{up}\"\n"
+    );
+    std::fs::write(dir.join("rs.toml"), server).unwrap();
+    std::fs::write(dir.join("rc.toml"), client).unwrap();
+    let spawn = |mode: &str, cfg: &str| {
+        KillOnDrop(
+            std::process::Command::new(&bin)
+                .arg(mode)
+                .arg(dir.join(cfg))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let s = spawn("--server", "rs.toml");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = spawn("--client", "rc.toml");
+    Some((s, c, SocketAddr::from(([127, 0, 0, 1], svc))))
+}
+
+/// Sleeps of every thread of process `pid` so far (voluntary context
+/// switches): each one is a wake-up later, what a request pays per
+/// process it crosses on this VM.
+fn wakeups_of(pid: u32) -> u64 {
+    let Ok(d) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    d.filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// User and system CPU time of process `pid` so far, in clock ticks.
+fn user_sys_of(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let f: Vec<u64> = s
+        .rsplit_once(')')
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .map(|x| x.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        f.get(11).copied().unwrap_or(0),
+        f.get(12).copied().unwrap_or(0),
+    )
+}
+
+/// `trace` part: per request and per process on the path, the wake-ups
+/// (voluntary context switches) and CPU time of `scale(5000)` requests on
+/// one reused agent connection, then the system calls of as many more
+/// under `perf trace -s` (counts include ~2 s of idle around them).
+async fn trace_requests(
+    name: &str,
+    addr: SocketAddr,
+    path: &str,
+    key: Option<&str>,
+    procs: &[(&str, u32)],
+    dir: &std::path::Path,
+) {
+    let n = scale(5000);
+    let body = (path == "/t/bench/r").then_some(MCP_CALL);
+    let mut c = client(addr).await;
+    for _ in 0..200 {
+        c.send(path, key, body).await;
+    }
+    // First without tracing: wake-ups and CPU per request of each process.
+    let w0: Vec<u64> = procs.iter().map(|(_, p)| wakeups_of(*p)).collect();
+    let c0: Vec<u64> = procs
+        .iter()
+        .map(|(_, p)| cpu_ns_of(&p.to_string()))
+        .collect();
+    let s0: Vec<(u64, u64)> = procs.iter().map(|(_, p)| user_sys_of(*p)).collect();
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        assert_eq!(c.send(path, key, body).await.0, 200);
+        v.push(t.elapsed());
+    }
+    println!("trace {name} ({n} requests, p50 {}):", us(pct(&mut v, 0.5)));
+    for (i, (pname, pid)) in procs.iter().enumerate() {
+        let (u, k) = user_sys_of(*pid);
+        let (u, k) = (u - s0[i].0, k - s0[i].1);
+        println!(
+            "  {pname}: {:.2} wake-ups, {} CPU per request ({:.0} % in the kernel)",
+            (wakeups_of(*pid) - w0[i]) as f64 / n as f64,
+            us(Duration::from_nanos(
+                (cpu_ns_of(&pid.to_string()) - c0[i]) / n as u64
+            )),
+            100.0 * k as f64 / (u + k).max(1) as f64
+        );
+    }
+    // Then the same requests under `perf trace -s`, for the system calls.
+    let mut perfs = Vec::new();
+    for (pname, pid) in procs {
+        let out = dir.join(format!(
+            "trace-{}-{}.txt",
+            name.replace(' ', "_"),
+            pname.replace(' ', "_")
+        ));
+        let p = std::process::Command::new("perf")
+            .args(["trace", "-s", "-o"])
+            .arg(&out)
+            .args(["-p", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match p {
+            Ok(p) => perfs.push((*pname, KillOnDrop(p), out)),
+            Err(e) => println!("trace: cannot run perf ({e}); syscall counts skipped"),
+        }
+    }
+    // perf needs a moment to attach.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..n {
+        assert_eq!(c.send(path, key, body).await.0, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (pname, mut p, out) in perfs {
+        // SAFETY: a signal to our own child, which is still unreaped.
+        unsafe { libc::kill(p.0.id() as libc::pid_t, libc::SIGINT) };
+        let _ = p.0.wait();
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let mut calls: BTreeMap<String, u64> = BTreeMap::new();
+        for l in text.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() >= 3 && f[1].parse::<u64>().is_ok() && f[2].parse::<u64>().is_ok() {
+                *calls.entry(f[0].to_string()).or_default() += f[1].parse::<u64>().unwrap();
+            }
+        }
+        let total: u64 = calls.values().sum();
+        let mut top: Vec<_> = calls.into_iter().collect();
+        top.sort_by_key(|e| std::cmp::Reverse(e.1));
+        let list: Vec<String> = top
+            .iter()
+            .take(8)
+            .map(|(k, v)| format!("{k} {:.2}", *v as f64 / n as f64))
+            .collect();
+        println!(
+            "  {pname}: {:.2} syscalls per request: {}",
+            total as f64 / n as f64,
+            list.join(", ")
+        );
+    }
+}
+
 /// rathole (plaintext TCP transport) and bore, when on PATH
 /// (`benches/peers.sh` installs them), against the same upstream and client.
 async fn peers(up: SocketAddr, dir: &std::path::Path) {
     let quiet = std::process::Stdio::null;
-    if let Some(bin) = on_path("rathole") {
-        let (ctl, svc) = (free_port(), free_port());
-        let server = format!(
-            "[server]\nbind_addr = \"127.0.0.1:{ctl}\"\ndefault_token = \"bench\"\n\
-             [server.services.up]\nbind_addr = \"127.0.0.1:{svc}\"\n"
-        );
-        let client = format!(
-            "[client]\nremote_addr = \"127.0.0.1:{ctl}\"\ndefault_token = \"bench\"\n\
-             [client.services.up]\nlocal_addr = \"{up}\"\n"
-        );
-        std::fs::write(dir.join("rs.toml"), server).unwrap();
-        std::fs::write(dir.join("rc.toml"), client).unwrap();
-        let spawn = |mode: &str, cfg: &str| {
-            KillOnDrop(
-                std::process::Command::new(&bin)
-                    .arg(mode)
-                    .arg(dir.join(cfg))
-                    .stdout(quiet())
-                    .stderr(quiet())
-                    .spawn()
-                    .unwrap(),
-            )
-        };
-        let _s = spawn("--server", "rs.toml");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let _c = spawn("--client", "rc.toml");
-        measure_peer(
-            "rathole (plaintext)",
-            SocketAddr::from(([127, 0, 0, 1], svc)),
-            &[_s.0.id(), _c.0.id()],
-        )
-        .await;
+    if let Some((s, c, addr)) = spawn_rathole(up, dir).await {
+        measure_peer("rathole (plaintext)", addr, &[s.0.id(), c.0.id()]).await;
     } else {
         println!("rathole: not on PATH (run benches/peers.sh); skipped");
     }
