@@ -790,7 +790,12 @@ async fn serve_agent_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
-    let _ = b.serve_connection(TokioIo::new(io), svc).await;
+    // hyper's HTTP/1 server wakes its own task for every request body the
+    // service reads; re-polled at once instead of a runtime round trip
+    // (see wake.rs).
+    let conn = b.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let _ = crate::wake::RepollOnSelfWake::new(conn.as_mut()).await;
 }
 
 fn status(code: StatusCode) -> Response<Body> {

@@ -24,6 +24,7 @@ mod stdio;
 pub use stdio::die_with_parent;
 pub mod tls;
 mod upstream;
+mod wake;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
