@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::{emit, until_stopped, Shared};
+use super::{emit, Shared};
 use crate::events::TunnelEvent;
 use crate::paths::valid_name;
 use crate::state::{self, State};
@@ -88,32 +88,19 @@ pub(super) async fn serve(shared: Arc<Shared>, l: TcpListener, stop: watch::Rece
             }
         }
     };
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = l.accept() => match r {
-                Ok(x) => x,
-                Err(e) => { tracing::warn!(%e, "admin accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-            },
-            _ = until_stopped(stop.clone()) => return,
-        };
-        let shared = shared.clone();
-        let tls = tls.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let fut = async {
-                match tls {
-                    Some(acc) => {
-                        if let Ok(Ok(s)) =
-                            tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await
-                        {
-                            serve_conn(shared, s, peer).await
-                        }
-                    }
-                    None => serve_conn(shared, tcp, peer).await,
-                }
-            };
-            tokio::select! { _ = fut => {}, _ = until_stopped(stop) => {} }
-        });
+    super::accept_loop(l, tls, stop, "admin", AdminConns(shared)).await;
+}
+
+#[derive(Clone)]
+struct AdminConns(Arc<Shared>);
+
+impl super::ServeConn for AdminConns {
+    fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        self,
+        io: S,
+        peer: SocketAddr,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        serve_conn(self.0, io, peer)
     }
 }
 

@@ -740,16 +740,52 @@ async fn accept_agents(shared: Arc<Shared>, l: TcpListener, stop: watch::Receive
     } else {
         None
     };
+    accept_loop(l, tls, stop, "agent", AgentConns(shared)).await;
+}
+
+/// Serves one accepted connection (agent or admin); see `accept_loop`.
+trait ServeConn: Clone + Send + 'static {
+    fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        self,
+        io: S,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+#[derive(Clone)]
+struct AgentConns(Arc<Shared>);
+
+impl ServeConn for AgentConns {
+    fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        self,
+        io: S,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send {
+        serve_agent_conn(self.0, io, peer)
+    }
+}
+
+/// Accepts connections on `l` until the gateway stops, each in a task of
+/// its own: behind TLS when `tls` is set (handshake within 10 s, or the
+/// connection is dropped), then handed to `conns`. `what` names the
+/// listener in logs.
+async fn accept_loop<C: ServeConn>(
+    l: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+    what: &'static str,
+    conns: C,
+) {
     loop {
         let (tcp, peer) = tokio::select! {
             r = l.accept() => match r {
                 Ok(x) => x,
-                Err(e) => { tracing::warn!(%e, "agent accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                Err(e) => { tracing::warn!(%e, "{what} accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
             },
             _ = until_stopped(stop.clone()) => return,
         };
         let _ = tcp.set_nodelay(true);
-        let shared = shared.clone();
+        let conns = conns.clone();
         let tls = tls.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -759,10 +795,10 @@ async fn accept_agents(shared: Arc<Shared>, l: TcpListener, stop: watch::Receive
                         if let Ok(Ok(s)) =
                             tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await
                         {
-                            serve_agent_conn(shared, s, peer).await
+                            conns.serve(s, peer).await
                         }
                     }
-                    None => serve_agent_conn(shared, tcp, peer).await,
+                    None => conns.serve(tcp, peer).await,
                 }
             };
             tokio::select! { _ = fut => {}, _ = until_stopped(stop) => {} }
