@@ -239,6 +239,20 @@ impl Env {
     fn agent(&self) -> SocketAddr {
         self.gw().agent_addr
     }
+
+    /// A POST to route `tools`' echo path with the agent's key: how most
+    /// tests check whether the tunnel serves.
+    async fn echo(&self, body: &str) -> Resp {
+        let a = auth(&self.key);
+        call(
+            self.agent(),
+            "POST",
+            "/t/corp/tools/echo",
+            &[("authorization", &a)],
+            body,
+        )
+        .await
+    }
 }
 
 async fn wait_until(mut f: impl FnMut() -> bool) {
@@ -618,14 +632,7 @@ async fn token_rotation_keeps_links_and_expires_old_token() {
         .rotate_token("corp", Duration::ZERO)
         .unwrap();
     // The existing link stays up and serves.
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "{}",
-    )
-    .await;
+    let r = env.echo("{}").await;
     assert_eq!(r.status, 200);
     // Old token after its (zero) grace: refused; new token: accepted.
     let e = tokio::time::timeout(
@@ -655,14 +662,7 @@ async fn archived_tunnel_drops_links_and_refuses() {
         .unwrap();
     wait_until(|| env.gw().links_up().get("corp").copied().unwrap_or(0) == 0).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // key cache TTL
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "{}",
-    )
-    .await;
+    let r = env.echo("{}").await;
     assert_eq!(r.status, 401, "archiving revokes the tunnel's keys");
     let e = tokio::time::timeout(
         Duration::from_secs(5),
@@ -769,14 +769,7 @@ async fn link_cut_mid_stream_fails_promptly_and_next_request_works() {
     );
     assert!(t.elapsed() < Duration::from_secs(3));
     let _c2 = env.connect(1).await;
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "{}",
-    )
-    .await;
+    let r = env.echo("{}").await;
     assert_eq!(r.status, 200);
 }
 
@@ -849,14 +842,7 @@ async fn silent_cut_is_detected_and_recovered() {
     tokio::time::timeout(Duration::from_secs(5), c.wait_links(1))
         .await
         .expect("reconnected");
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "{}",
-    )
-    .await;
+    let r = env.echo("{}").await;
     assert_eq!(r.status, 200);
     assert!(
         detected < Duration::from_secs(3),
@@ -977,14 +963,7 @@ async fn gateway_restart_links_back_quickly() {
         .await
         .expect("links back within 2 s");
     let back = t.elapsed();
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "{}",
-    )
-    .await;
+    let r = env.echo("{}").await;
     assert_eq!(r.status, 200);
     assert!(back < Duration::from_secs(2), "{back:?}");
 }
@@ -996,14 +975,7 @@ async fn reconnect_replaces_registration() {
     c.kill().await; // no GOAWAY: the gateway may still think the links are up
     let _c2 = env.connect(2).await;
     wait_until(|| env.gw().links_up().get("corp").copied() == Some(2)).await;
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "{}",
-    )
-    .await;
+    let r = env.echo("{}").await;
     assert_eq!(r.status, 200);
 }
 
@@ -1289,14 +1261,7 @@ async fn connector_reaches_the_gateway_through_an_http_connect_proxy() {
         .unwrap();
     assert_eq!(opened.load(Ordering::SeqCst), 2);
     wait_until(|| env.gw().links_up().get("corp").copied() == Some(2)).await;
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "x",
-    )
-    .await;
+    let r = env.echo("x").await;
     assert_eq!(r.status, 200);
 }
 
@@ -1321,14 +1286,7 @@ async fn connector_shutdown_drains_in_flight_requests() {
     let r = inflight.await.unwrap();
     assert_eq!((r.status, &r.body[..]), (200, &b"done"[..]));
     wait_until(|| env.gw().links_up().get("corp").copied().unwrap_or(0) == 0).await;
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "x",
-    )
-    .await;
+    let r = env.echo("x").await;
     assert_eq!(r.status, 503);
 }
 
@@ -1445,14 +1403,7 @@ async fn new_requests_use_the_remaining_links_when_a_connector_dies() {
     ca.kill().await;
     // No pause: every request right after the cut must still succeed.
     for _ in 0..20 {
-        let r = call(
-            env.agent(),
-            "POST",
-            "/t/corp/tools/echo",
-            &[("authorization", &auth(&env.key))],
-            "x",
-        )
-        .await;
+        let r = env.echo("x").await;
         assert_eq!(r.status, 200);
     }
     drop(cb);
@@ -1499,14 +1450,7 @@ async fn connector_rereads_a_rotated_token_file_on_reconnect() {
     tokio::time::timeout(Duration::from_secs(3), c.wait_links(1))
         .await
         .expect("reconnected with the new token");
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        "x",
-    )
-    .await;
+    let r = env.echo("x").await;
     assert_eq!(r.status, 200);
 }
 
@@ -1555,14 +1499,7 @@ async fn oversized_agent_bodies_are_refused_before_the_link() {
     let env = Env::new().await;
     let _c = env.connect(1).await;
     let big = "x".repeat((4 << 20) + 1);
-    let r = call(
-        env.agent(),
-        "POST",
-        "/t/corp/tools/echo",
-        &[("authorization", &auth(&env.key))],
-        &big,
-    )
-    .await;
+    let r = env.echo(&big).await;
     assert_eq!(r.status, 413);
     assert_eq!(env.ups.hits.load(Ordering::SeqCst), 0);
 }
