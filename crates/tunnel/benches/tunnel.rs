@@ -29,7 +29,9 @@
 //! receiving its events the way `airlock gateway` wires them;
 //! `AIRLOCK_BENCH_AUDIT=wake` only hands each event to another thread.
 //! `AIRLOCK_BENCH_GW_THREADS=N` sets the worker count of a gateway-only
-//! child (`gw`, `split`) apart from `AIRLOCK_BENCH_THREADS`.
+//! child (`gw`, `split`) apart from `AIRLOCK_BENCH_THREADS`, and
+//! `AIRLOCK_BENCH_CONN_THREADS=N` that of `split`'s connector (1: a
+//! current-thread runtime). With `bulk`, `split` also measures bulk.
 //! `trace` (not in the default set): the `split` layout's processes, and
 //! rathole's, per request: wake-ups (voluntary context switches), CPU and
 //! its kernel share, then system calls under `perf trace -s`;
@@ -582,10 +584,17 @@ async fn bench() {
         .await;
         let cdir = dir.join("split");
         std::fs::write(cdir.join("tunnel"), tunnel.unwrap().to_string()).unwrap();
-        let (cc, _) = spawn_self(&[
-            ("AIRLOCK_BENCH_CHILD", cdir.as_os_str()),
-            ("AIRLOCK_BENCH_CHILD_CONNECTOR", "1".as_ref()),
-        ]);
+        let mut env = vec![
+            ("AIRLOCK_BENCH_CHILD", cdir.as_os_str().to_owned()),
+            ("AIRLOCK_BENCH_CHILD_CONNECTOR", "1".into()),
+        ];
+        // The connector's own runtime, apart from the other processes'.
+        if let Some(t) = std::env::var_os("AIRLOCK_BENCH_CONN_THREADS") {
+            env.push(("AIRLOCK_BENCH_THREADS", t));
+        }
+        let env: Vec<(&str, &std::ffi::OsStr)> =
+            env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        let (cc, _) = spawn_self(&env);
         let k = Some(key.as_str());
         let (gp, cp) = (gwc.0.id().to_string(), cc.0.id().to_string());
         if want("trace") {
@@ -649,6 +658,17 @@ async fn bench() {
             us(d.p50),
             us(t.p50)
         );
+            if want("bulk") {
+                let (g, gc) = bulk(
+                    agent,
+                    "/t/bench/r",
+                    k,
+                    2usize << 30,
+                    &[gwc.0.id(), cc.0.id()],
+                )
+                .await;
+                println!("bulk 2 GiB, one stream, gateway | connector | upstream in separate processes: {g:.2} Gbit/s (CPU {gc:.2} s/GiB, client, gateway and connector)");
+            }
         }
     }
 
