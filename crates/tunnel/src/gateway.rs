@@ -827,8 +827,8 @@ async fn serve_agent_conn<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     // hyper's HTTP/1 server wakes its own task for every request body the
-    // service reads; re-polled at once instead of a runtime round trip
-    // (see wake.rs).
+    // service reads (`Absorbing` in `route`); re-polled at once instead of
+    // a runtime round trip (see wake.rs).
     let conn = b.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let _ = crate::wake::RepollOnSelfWake::new(conn.as_mut()).await;
@@ -1057,7 +1057,9 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>, start: Instant) -> 
     let (parts, body) = req.into_parts();
     // MCP requests are small: buffer them so a failed link can be answered
     // with the JSON-RPC id, and so nothing is half-sent when a link dies.
-    let collect = Limited::new(body, shared.opts.max_body).collect();
+    // Absorbing: hyper's body channel wakes the connection's own task as
+    // the body is taken (see wake.rs).
+    let collect = crate::wake::Absorbing(Limited::new(body, shared.opts.max_body).collect());
     let Ok(collected) = tokio::time::timeout(Duration::from_secs(30), collect).await else {
         return status(StatusCode::REQUEST_TIMEOUT);
     };
