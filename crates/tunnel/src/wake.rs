@@ -56,12 +56,14 @@ impl Wake for Inner {
                 Err(_) => {}
             }
         }
+        // Woken under the lock, without a clone: tokio's wake only queues
+        // the task and never calls back into this waker.
         let task = match self.task.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
         };
-        if let Some(w) = task {
-            w.wake();
+        if let Some(w) = task.as_ref() {
+            w.wake_by_ref();
         }
     }
 }
