@@ -37,41 +37,20 @@ const FORWARDED: &[i32] = &[
     libc::SIGALRM,
 ];
 
-/// Entry point of `airlock __jail-init`. Never returns.
+/// Entry point of `airlock __jail-init` (and of the init a
+/// [`crate::Zygote`] forks). Never returns.
 pub fn main() -> ! {
-    main_forked(None)
-}
-
-/// The init forked by [`crate::Zygote`]; `cleaner` is the read end of the
-/// launcher's pipe to the cleaner this process forks (root only).
-pub(crate) fn main_forked(cleaner: Option<i32>) -> ! {
     unsafe {
         let fl = libc::fcntl(REPORT_FD, libc::F_GETFD);
         libc::fcntl(REPORT_FD, libc::F_SETFD, fl | libc::FD_CLOEXEC);
     }
-    match run_a(cleaner) {
+    match run_a() {
         Ok(()) => unsafe { libc::_exit(0) },
         Err(e) => {
             report(&InitReport::Error(e));
             unsafe { libc::_exit(125) }
         }
     }
-}
-
-/// Forks the cleaner (see `launch::Cleaner`) while this process waits for
-/// its spec anyway (after the network namespace, the slow step, so as not
-/// to delay it), and before the pid namespace (a child forked after that
-/// would be the jail's): the launcher then forks nothing but this process.
-/// The cleaner is in the jail's network, ipc and uts namespaces, which it
-/// never uses; it only removes cgroup directories, as root in the host's
-/// user, mount and pid namespaces. A failed fork only leaves the launcher
-/// to remove the cgroup itself.
-fn fork_cleaner(r: i32) {
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        crate::launch::run_cleaner(r);
-    }
-    unsafe { libc::close(r) };
 }
 
 fn report(r: &InitReport) {
@@ -89,7 +68,7 @@ fn read_spec() -> Result<InitSpec> {
     serde_json::from_slice(&buf).map_err(|e| format!("parse the jail spec: {e}"))
 }
 
-fn run_a(cleaner: Option<i32>) -> Result<()> {
+fn run_a() -> Result<()> {
     // First what does not depend on the spec, while the launcher is still
     // resolving it (a forked init starts before the config is even read):
     // the user namespace (unprivileged), then the network, ipc and uts
@@ -120,9 +99,6 @@ fn run_a(cleaner: Option<i32>) -> Result<()> {
     loopback_up()?;
     // The filters do not depend on the spec either; B and C inherit them.
     let filters = seccomp::compile()?;
-    if let Some(r) = cleaner {
-        fork_cleaner(r);
-    }
 
     let spec = read_spec()?;
     // "0" is the writer itself; see `Cgroup::procs_files` for why v1 uses

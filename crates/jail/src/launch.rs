@@ -270,21 +270,55 @@ pub struct Zygote {
     run_name: String,
 }
 
-/// The launcher's end of the cleaner: a process the jail's init forks
-/// (root only, in the host's namespaces, before it creates any of the
-/// jail's) that can remove the run's cgroup after the jail's own processes
-/// have exited, so the launcher need not wait for that (see
-/// [`Running::wait_detached`]). Forked by the init while it waits for its
-/// spec, not by the launcher: the fork (page tables, copy-on-write faults)
-/// stays off the launcher's path to the spec. The cleaner waits for one
-/// instruction on this pipe; at end-of-file without one it exits and
-/// leaves everything as it is. When the init never forked it, writing the
-/// instruction fails (no reader) and the launcher cleans up itself.
+/// A process forked beside the zygote, right after the init (while this
+/// process is still small and single-threaded, so forking it is cheap and
+/// it may allocate), that can remove the run's cgroup after the jail's own
+/// processes have exited, so the launcher need not wait for that (see
+/// [`Running::wait_detached`]). It waits for one instruction on a pipe; at
+/// end-of-file without one it exits and leaves everything as it is.
 struct Cleaner {
+    pid: libc::pid_t,
     w: Option<std::fs::File>,
 }
 
 impl Cleaner {
+    /// Root only: cgroups are only created for a root launcher.
+    fn fork() -> Option<Cleaner> {
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let (r, w) = pipe().ok()?;
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return None;
+        }
+        if pid == 0 {
+            // Background work from the start: its set-up (and the
+            // copy-on-write faults it takes) must not compete with the
+            // launcher and the init, which build the jail meanwhile.
+            crate::sys::lower_priority();
+            drop(w);
+            let r = high(r).unwrap_or(-1);
+            unsafe {
+                // None of the caller's descriptors (the command's stdio
+                // above all) may stay open here.
+                if r > 0 {
+                    libc::syscall(libc::SYS_close_range, 0u32, (r - 1) as u32, 0u32);
+                }
+                libc::syscall(libc::SYS_close_range, (r + 1) as u32, u32::MAX, 0u32);
+            }
+            wipe_environment();
+            if r >= 0 {
+                clean(unsafe { std::fs::File::from_raw_fd(r) });
+            }
+            unsafe { libc::_exit(0) }
+        }
+        Some(Cleaner {
+            pid,
+            w: Some(std::fs::File::from(w)),
+        })
+    }
+
     /// Hands over: once `init` has exited, remove `cgroup`.
     fn remove_after(mut self, init: libc::pid_t, cgroup: &Cgroup) -> bool {
         let mut msg = format!("{init}\n");
@@ -300,30 +334,23 @@ impl Cleaner {
         let Some(mut w) = self.w.take() else {
             return false;
         };
-        // One write below PIPE_BUF-sized messages is all or nothing; EPIPE
-        // (SIGPIPE is ignored in Rust programs) means no cleaner listens.
-        w.write_all(msg.as_bytes()).is_ok()
+        if w.write_all(msg.as_bytes()).is_err() {
+            return false;
+        }
+        // Not reaped: this process exits right after; it is reparented.
+        self.pid = 0;
+        true
     }
 }
 
-/// The cleaner, forked by the init (see [`Cleaner`]) with `r` its end of
-/// the launcher's pipe: background work at idle priority, holding none of
-/// the init's descriptors. Never returns.
-pub(crate) fn run_cleaner(r: RawFd) -> ! {
-    // Its set-up and copy-on-write faults must not compete with the
-    // launcher and the init, which build the jail meanwhile.
-    crate::sys::lower_priority();
-    unsafe {
-        // None of the init's descriptors (the command's stdio, the spec,
-        // the report pipe) may stay open here: the launcher reads the
-        // report to its end.
-        if r > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (r - 1) as u32, 0u32);
+impl Drop for Cleaner {
+    fn drop(&mut self) {
+        if self.pid > 0 {
+            // Closing the pipe without an instruction ends it.
+            self.w.take();
+            let _ = wait_pid(self.pid);
         }
-        libc::syscall(libc::SYS_close_range, (r + 1) as u32, u32::MAX, 0u32);
     }
-    clean(unsafe { std::fs::File::from_raw_fd(r) });
-    unsafe { libc::_exit(0) }
 }
 
 /// The cleaner's side: read the instruction, wait for the init, remove.
@@ -377,20 +404,12 @@ impl Zygote {
         let (report_r, report_w) = pipe().map_err(start_err)?;
         let (relay_parent, relay_child) =
             std::os::unix::net::UnixStream::pair().map_err(start_err)?;
-        // Root only: cgroups are only created for a root launcher. Without
-        // the pipe the run cleans up after its jail itself.
-        let root = unsafe { libc::geteuid() } == 0;
-        let cleaner_pipe = if root { pipe().ok() } else { None };
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(start_err(std::io::Error::last_os_error()));
         }
         if pid == 0 {
             drop((spec_w, report_r, relay_parent));
-            let cleaner_r = cleaner_pipe.and_then(|(r, w)| {
-                drop(w);
-                high(r).ok()
-            });
             let fds = [
                 (high(spec_r), SPEC_FD),
                 (high(OwnedFd::from(relay_child)), RELAY_FD),
@@ -405,14 +424,10 @@ impl Zygote {
                 }
             }
             wipe_environment();
-            crate::init::main_forked(cleaner_r);
+            crate::init::main();
         }
-        let cleaner = cleaner_pipe.map(|(r, w)| {
-            drop(r);
-            Cleaner {
-                w: Some(std::fs::File::from(w)),
-            }
-        });
+        // Forked while this process is still single-threaded, as the init.
+        let cleaner = Cleaner::fork();
         let run_name = next_run_name();
         Ok(Zygote {
             pid,
