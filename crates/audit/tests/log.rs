@@ -357,6 +357,61 @@ fn a_record_nobody_waits_for_is_fsynced_once_flush_interval_passes() {
 }
 
 #[test]
+fn records_queue_while_the_writer_gathers_and_a_waiter_or_close_ends_the_wait() {
+    let l = new_log();
+    let c = without_checkpoints(&l, Duration::from_secs(3600));
+    // A gather far longer than the test: only a waiter or close ends it.
+    let opts = |gather| LogOptions {
+        gather: Some(gather),
+        ..LogOptions::default()
+    };
+    let h = open(&c, opts(Duration::from_secs(600))).unwrap();
+    h.record(event(1)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lines(&l).len() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first record not written"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The writer now gathers: later records queue without waking it.
+    for i in 2..=5 {
+        h.record(event(i)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        lines(&l).len(),
+        1,
+        "records written while the writer gathers"
+    );
+    // A caller that waits wakes it: everything queued is written with its record.
+    let t = std::time::Instant::now();
+    assert_eq!(h.record_durable(event(6)).unwrap(), 6);
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "a waiter waited out the gather"
+    );
+    assert_eq!(lines(&l).len(), 6);
+    // So does close, for records handed over during the next gather.
+    h.record(event(7)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    h.record(event(8)).unwrap();
+    let t = std::time::Instant::now();
+    h.close();
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "close waited out the gather"
+    );
+    let seqs: Vec<u64> = lines(&l)
+        .iter()
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .filter_map(|r| r.get("seq").and_then(|s| s.as_u64()))
+        .collect();
+    assert!((1..=8).all(|s| seqs.contains(&s)), "lost records: {seqs:?}");
+}
+
+#[test]
 fn the_signing_key_must_live_outside_the_log_and_be_private() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");
