@@ -368,7 +368,7 @@ fn records_queue_while_the_writer_gathers_and_a_waiter_or_close_ends_the_wait() 
     let h = open(&c, opts(Duration::from_secs(600))).unwrap();
     h.record(event(1)).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while lines(&l).len() < 1 {
+    while lines(&l).is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "first record not written"
