@@ -88,6 +88,17 @@ fn the_callers_environment_is_wiped_from_the_init(j: &Jail) {
     assert_eq!(kids.len(), expected, "airlock run's children: {kids:?}");
     let pid1 = children(init[0]);
     assert_eq!(pid1.len(), 1, "the init's children: {pid1:?}");
+    // The cleaner holds its instruction pipe and nothing else: none of the
+    // command's stdio, and not the init's spec pipe, whose end-of-file the
+    // init waits for before it builds the jail.
+    for cleaner in kids.iter().filter(|k| !init.contains(k)) {
+        let fds: Vec<_> = std::fs::read_dir(format!("/proc/{cleaner}/fd"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| std::fs::read_link(e.path()).unwrap_or_default())
+            .collect();
+        assert_eq!(fds.len(), 1, "the cleaner's descriptors: {fds:?}");
+    }
     for pid in [c.id()].into_iter().chain(kids).chain([pid1[0]]) {
         let env = std::fs::read(format!("/proc/{pid}/environ"));
         // A non-root test cannot read a non-dumpable process's environ;

@@ -293,20 +293,24 @@ impl Cleaner {
             return None;
         }
         if pid == 0 {
-            // Background work from the start: its set-up (and the
-            // copy-on-write faults it takes) must not compete with the
-            // launcher and the init, which build the jail meanwhile.
-            crate::sys::lower_priority();
             drop(w);
             let r = high(r).unwrap_or(-1);
             unsafe {
-                // None of the caller's descriptors (the command's stdio
-                // above all) may stay open here.
+                // None of the caller's descriptors may stay open here: the
+                // command's stdio, and above all the write end of the init's
+                // spec pipe, whose end-of-file the init waits for. Closed
+                // first, at the launcher's priority: at idle priority this
+                // waited for an idle CPU, and on two busy cores the init
+                // then waited up to 140 ms for its spec's end (traces).
                 if r > 0 {
                     libc::syscall(libc::SYS_close_range, 0u32, (r - 1) as u32, 0u32);
                 }
                 libc::syscall(libc::SYS_close_range, (r + 1) as u32, u32::MAX, 0u32);
             }
+            // Background work from here on: the rest of its set-up (and
+            // the copy-on-write faults it takes) must not compete with the
+            // launcher and the init, which build the jail meanwhile.
+            crate::sys::lower_priority();
             wipe_environment();
             if r >= 0 {
                 clean(unsafe { std::fs::File::from_raw_fd(r) });
