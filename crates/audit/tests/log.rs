@@ -300,6 +300,15 @@ fn durable_records_return_their_sequence_and_unsigned_logs_are_unproven() {
     assert!(r.notes.iter().any(|n| n.contains("unsigned")));
 }
 
+/// Polls `done` for up to 10 s (a liveness bound, not a timing check).
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A config whose only reason to fsync is `flush_interval` or a waiter
 /// (no checkpoint, which also commits, within the test).
 fn without_checkpoints(l: &Log, flush_interval: Duration) -> Audit {
@@ -320,12 +329,8 @@ fn records_nobody_waits_for_share_one_fsync_within_flush_interval() {
     for i in 1..=50 {
         h.record(event(i)).unwrap();
     }
-    // Written at once (a crash of the process loses nothing)...
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while lines(&l).len() < 50 {
-        assert!(std::time::Instant::now() < deadline, "records not written");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // Written without a waiter (within the writer's 1 ms gather)...
+    wait_for("records not written", || lines(&l).len() >= 50);
     // ...but not one fsync each: within the hour's flush_interval none yet.
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(h.commits(), before, "fsync without a waiter or a deadline");
@@ -345,14 +350,9 @@ fn a_record_nobody_waits_for_is_fsynced_once_flush_interval_passes() {
     h.record(event(1)).unwrap();
     // The writer wakes for the deadline by itself; no later record or
     // flush prompts it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while h.commits() == before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a record waited past flush_interval for its fsync"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for("a record waited past flush_interval for its fsync", || {
+        h.commits() != before
+    });
     h.close();
 }
 
@@ -361,20 +361,13 @@ fn records_queue_while_the_writer_gathers_and_a_waiter_or_close_ends_the_wait() 
     let l = new_log();
     let c = without_checkpoints(&l, Duration::from_secs(3600));
     // A gather far longer than the test: only a waiter or close ends it.
-    let opts = |gather| LogOptions {
-        gather: Some(gather),
+    let opts = LogOptions {
+        gather: Some(Duration::from_secs(600)),
         ..LogOptions::default()
     };
-    let h = open(&c, opts(Duration::from_secs(600))).unwrap();
+    let h = open(&c, opts).unwrap();
     h.record(event(1)).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while lines(&l).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "first record not written"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for("first record not written", || !lines(&l).is_empty());
     // The writer now gathers: later records queue without waking it.
     for i in 2..=5 {
         h.record(event(i)).unwrap();

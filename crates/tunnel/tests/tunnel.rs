@@ -861,16 +861,8 @@ async fn nonce_pool_is_refilled_after_each_request() {
     env.restart_gateway(|g| g.presign = 4).await;
     assert_eq!(env.gw().nonces_ready(), 4);
     let _c = env.connect(1).await;
-    let a = auth(&env.key);
     for i in 0..20 {
-        let r = call(
-            env.agent(),
-            "POST",
-            "/t/corp/tools/echo",
-            &[("authorization", &a)],
-            "{}",
-        )
-        .await;
+        let r = env.echo("{}").await;
         assert_eq!(r.status, 200, "request {i}");
     }
     // Liveness bound only: the refill starts as soon as the pool is half empty.
@@ -896,18 +888,10 @@ async fn presigned_identity_assertions_verify_once_and_never_share_a_nonce() {
         let mut env = Env::new().await;
         env.restart_gateway(|g| g.presign = presign).await;
         let _c = env.connect(1).await;
-        let a = auth(&env.key);
         let v = airlock_identity::Verifier::new(vec![env.gw().public_key.clone()]);
         let mut nonces = std::collections::HashSet::new();
         for i in 0..12 {
-            let r = call(
-                env.agent(),
-                "POST",
-                "/t/corp/tools/echo",
-                &[("authorization", &a)],
-                "{}",
-            )
-            .await;
+            let r = env.echo("{}").await;
             assert_eq!(r.status, 200, "request {i} with presign {presign}");
             let (_, h) = env.ups.last.lock().unwrap().clone().unwrap();
             let assertion = h["airlock-identity"].to_str().unwrap().to_string();
