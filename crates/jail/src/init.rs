@@ -199,7 +199,7 @@ fn run_b(
     root: bool,
     ready_w: i32,
     mapped_r: i32,
-    filters: &[seccompiler::BpfProgram],
+    filters: &[seccomp::BpfProgram],
 ) -> Result<()> {
     unsafe {
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), || {
@@ -281,7 +281,7 @@ fn kill_all_and_reap() {
 /// What C's entry point gets from B.
 struct CArgs<'a> {
     spec: &'a InitSpec,
-    filters: &'a [seccompiler::BpfProgram],
+    filters: &'a [seccomp::BpfProgram],
 }
 
 extern "C" fn c_main(arg: *mut libc::c_void) -> libc::c_int {
@@ -306,7 +306,7 @@ extern "C" fn c_main(arg: *mut libc::c_void) -> libc::c_int {
 /// descriptor table, working directory, signal dispositions and mask,
 /// session, credentials and capabilities, no_new_privs, landlock domain and
 /// seccomp filters; at execve it leaves B's memory for the command's own.
-fn spawn_c(spec: &InitSpec, filters: &[seccompiler::BpfProgram]) -> Result<libc::pid_t> {
+fn spawn_c(spec: &InitSpec, filters: &[seccomp::BpfProgram]) -> Result<libc::pid_t> {
     const STACK: usize = 1 << 20;
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
     unsafe {
@@ -346,7 +346,7 @@ fn spawn_c(spec: &InitSpec, filters: &[seccompiler::BpfProgram]) -> Result<libc:
 }
 
 /// Prepares the workload and executes it; returns only on failure.
-fn run_c(spec: &InitSpec, filters: &[seccompiler::BpfProgram]) -> InitReport {
+fn run_c(spec: &InitSpec, filters: &[seccomp::BpfProgram]) -> InitReport {
     let err = InitReport::Error;
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
