@@ -197,8 +197,22 @@ fn the_program_computes_the_policy_everywhere() {
     let pol = policy::jail();
     let prog = jail_prog();
     let sets = arg_sets();
+    // Every vector for the numbers with a rule (and their x32 twins); a
+    // spread of 1 in 16 for the rest, whose path reads no argument.
+    let spread: Vec<[u64; 6]> = sets.iter().step_by(16).copied().collect();
+    let ruled: Vec<u32> = pol.calls.iter().map(|(n, _)| *n).collect();
+    eprintln!(
+        "{} argument vectors, {} numbers",
+        sets.len(),
+        numbers().len()
+    );
     for nr in numbers() {
-        for args in &sets {
+        let sets = if ruled.contains(&(nr & !policy::X32_SYSCALL_BIT)) {
+            &sets
+        } else {
+            &spread
+        };
+        for args in sets {
             let d = data(nr, *args);
             assert_eq!(
                 verdict(&prog, &d),
