@@ -4,7 +4,8 @@
 //!
 //! 1. `A = arch; if A != policy.arch → KILL_PROCESS`. The syscall numbers
 //!    below mean something only for this architecture (on x86_64 an
-//!    `int 0x80` call carries AUDIT_ARCH_I386 and i386 numbers).
+//!    `int 0x80` call carries AUDIT_ARCH_I386 and i386 numbers). The
+//!    kill is the instruction after the check, so that jump is always 1.
 //! 2. `A = nr`, then a balanced binary search with `JGE K` over the
 //!    intervals that split `[0, 2^32)` into runs of equal treatment
 //!    (allowed gaps, runs of outright denials, one call with an argument
@@ -13,8 +14,11 @@
 //!    argument block. Nothing on this path reads an argument, so the
 //!    kernel's per-number cache (Linux 5.11+) marks every allowed call
 //!    without a rule as always-allowed and skips the filter for it.
-//! 3. The argument blocks: load the argument's low 32 bits, then `JSET`
-//!    (any bit of a mask) or a chain of `JEQ` (one of some values).
+//! 3. The argument blocks: load the argument's low 32 bits (the half the
+//!    kernel acts on, see `policy::jail`), then `JSET` (any bit of a mask:
+//!    each bit is a flag the rule refuses alone) or a chain of `JEQ` (one
+//!    of some values); a miss falls to the allow return. Calls with the
+//!    same rule share a block.
 //! 4. The returns, one instruction per verdict used.
 //!
 //! Jumps are 8-bit offsets: the generator refuses (fails closed) rather
