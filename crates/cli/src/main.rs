@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod audit_sinks;
 mod cmd;
+mod early;
 mod egress;
 
 /// airlock keeps an AI agent's hands inside your network: every tool call runs
@@ -72,11 +73,11 @@ fn main() -> ExitCode {
     {
         airlock_jail::init::main();
     }
-    // `airlock run`: the jail's init is forked before anything else (see
-    // `cmd::run::fork_init`), so that it creates the jail's network
-    // namespace, the slowest step of its start, while this process parses
-    // its arguments and config.
-    let mut zygote = cmd::run::fork_init();
+    // `airlock run`: the jail's init was forked before `main` (see
+    // `early::fork_init`), so that it creates the jail's network namespace,
+    // the slowest step of its start, while this process starts its runtime
+    // and parses its arguments and config. If that did not happen, now.
+    let mut zygote = early::take_zygote().or_else(cmd::run::fork_init);
     if let Some((log_format, args)) = parse_run() {
         init_logging(log_format);
         return finish(cmd::run::run(args, zygote));

@@ -5,6 +5,7 @@
 //! With a root and an unprivileged caller (see `support`).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 
 #[macro_use]
@@ -13,7 +14,10 @@ use support::{workdir, Jail};
 
 both_modes!(
     sigpipe_is_at_its_default_in_the_command,
-    the_callers_environment_is_wiped_from_the_init
+    the_callers_environment_is_wiped_from_the_init,
+    closed_stdio_is_dev_null_for_the_command,
+    a_broken_stderr_pipe_does_not_kill_the_launcher,
+    run_help_and_other_commands_are_unaffected_by_the_early_init
 );
 
 fn sigpipe_is_at_its_default_in_the_command(j: &Jail) {
@@ -115,4 +119,86 @@ fn the_callers_environment_is_wiped_from_the_init(j: &Jail) {
     }
     drop(c.stdin.take());
     assert!(c.wait().unwrap().success());
+}
+
+/// `airlock run` started with descriptors 0, 1 and 2 closed: the init is
+/// forked before std's runtime start, which would have opened them on
+/// `/dev/null`; done first there too, the init's own pipes cannot take
+/// those numbers and end up as the command's stdio.
+fn closed_stdio_is_dev_null_for_the_command(j: &Jail) {
+    let d = workdir();
+    let mut c = j.cmd();
+    c.arg("run").arg("--workdir").arg(d.path()).args([
+        "--",
+        "/bin/sh",
+        "-c",
+        "l=$(readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2); echo \"$l\" > fds; echo written > out",
+    ]);
+    unsafe {
+        c.pre_exec(|| {
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let st = c.status().unwrap();
+    assert!(st.success(), "{st:?}");
+    let fds = std::fs::read_to_string(d.path().join("fds")).unwrap();
+    assert_eq!(
+        fds.lines().collect::<Vec<_>>(),
+        ["/dev/null", "/dev/null", "/dev/null"],
+        "{fds}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out")).unwrap(),
+        "written\n"
+    );
+}
+
+/// SIGPIPE stays ignored in the launcher (as std's runtime leaves it, now
+/// that the init is forked before that runtime starts): with its stderr a
+/// pipe nobody reads, the message about a missing command fails to write
+/// and airlock ends with a status of its own instead of dying of SIGPIPE.
+fn a_broken_stderr_pipe_does_not_kill_the_launcher(j: &Jail) {
+    let d = workdir();
+    let mut c = j
+        .cmd()
+        .arg("run")
+        .arg("--workdir")
+        .arg(d.path())
+        .args(["--", "/nonexistent/airlock-test-command"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(c.stderr.take());
+    let st = c.wait().unwrap();
+    assert_eq!(st.signal(), None, "{st:?}");
+    assert!(st.code().is_some_and(|c| c != 0), "{st:?}");
+}
+
+/// The early init is only for `airlock run`: help and every other command
+/// behave as before (an init forked for `run --help` ends with it: airlock
+/// waits for it before it exits).
+fn run_help_and_other_commands_are_unaffected_by_the_early_init(j: &Jail) {
+    let out = j.cmd().args(["run", "--help"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Usage: airlock run"), "{help}");
+    assert!(help.contains("Exit status"), "{help}");
+    let out = j.cmd().args(["run", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = j.cmd().arg("--version").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("airlock "));
+    let out = j
+        .cmd()
+        .args(["config", "check", "/nonexistent/airlock.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/airlock.yaml"),
+        "{out:?}"
+    );
 }
