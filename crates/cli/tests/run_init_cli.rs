@@ -16,6 +16,7 @@ both_modes!(
     sigpipe_is_at_its_default_in_the_command,
     the_callers_environment_is_wiped_from_the_init,
     closed_stdio_is_dev_null_for_the_command,
+    exit_holder_shares_the_memory_and_holds_nothing,
     a_broken_stderr_pipe_does_not_kill_the_launcher,
     run_help_and_other_commands_are_unaffected_by_the_early_init
 );
@@ -81,7 +82,14 @@ fn the_callers_environment_is_wiped_from_the_init(j: &Jail) {
     };
     // Besides the init, a root launcher has a cleaner child (it removes
     // the run's cgroup after the jail's processes exit); it has no children.
-    let kids = children(c.id());
+    // The exit holder shares airlock run's memory (see
+    // `exit_holder_shares_the_memory_and_holds_nothing`), its environment
+    // included: it counts as airlock run itself here.
+    let comm = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let (holder, kids): (Vec<u32>, Vec<u32>) = children(c.id())
+        .into_iter()
+        .partition(|k| comm(*k).trim() == "airlock-exit");
+    assert!(holder.len() <= 1, "{holder:?}");
     let init: Vec<u32> = kids
         .iter()
         .copied()
@@ -111,7 +119,7 @@ fn the_callers_environment_is_wiped_from_the_init(j: &Jail) {
             let has = env.windows(secret.len()).any(|w| w == secret.as_bytes());
             assert_eq!(
                 has,
-                pid == c.id(),
+                pid == c.id() || holder.contains(&pid),
                 "pid {pid} (airlock run is {}): secret in environ",
                 c.id()
             );
@@ -201,4 +209,72 @@ fn run_help_and_other_commands_are_unaffected_by_the_early_init(j: &Jail) {
         String::from_utf8_lossy(&out.stderr).contains("/nonexistent/airlock.yaml"),
         "{out:?}"
     );
+}
+
+/// The process that takes the address space's teardown off airlock run's
+/// exit (`early::holder`): it shares airlock run's memory (so its exit, not
+/// airlock's, unmaps it), holds one descriptor (its pipe: none of the
+/// command's stdio, nothing of the jail's), has no children, and ends
+/// once airlock run has exited.
+fn exit_holder_shares_the_memory_and_holds_nothing(j: &Jail) {
+    let d = workdir();
+    let mut c = j
+        .cmd()
+        .arg("run")
+        .arg("--workdir")
+        .arg(d.path())
+        .args(["--", "/bin/sh", "-c", "echo ready; read _; exit 3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(c.stdout.take().unwrap()).lines();
+    assert_eq!(out.next().unwrap().unwrap(), "ready");
+    let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.id())).unwrap();
+    let holder: Vec<u32> = kids
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|n| n.trim() == "airlock-exit")
+        })
+        .collect();
+    assert_eq!(holder.len(), 1, "airlock run's children: {kids}");
+    let h = holder[0];
+    let maps = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    // One address space: the same mappings, the same heap.
+    assert_eq!(maps(h), maps(c.id()));
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{h}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| std::fs::read_link(e.path()).unwrap_or_default())
+        .collect();
+    assert_eq!(fds.len(), 1, "the holder's descriptors: {fds:?}");
+    assert!(fds[0].to_string_lossy().starts_with("pipe:"), "{fds:?}");
+    assert!(
+        std::fs::read_to_string(format!("/proc/{h}/task/{h}/children"))
+            .unwrap()
+            .trim()
+            .is_empty()
+    );
+    drop(c.stdin.take());
+    assert_eq!(c.wait().unwrap().code(), Some(3));
+    // It ends (reparented and reaped, or a zombie) once airlock run has
+    // exited; a minute only bounds a wedged machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{h}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(|r| r.trim().to_string()));
+        match state {
+            None => break,
+            Some(s) if s.starts_with('Z') || s.starts_with('X') => break,
+            Some(_) => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder outlived airlock run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

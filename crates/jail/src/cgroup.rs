@@ -161,9 +161,13 @@ impl Cgroup {
                 u.oom_killed = field(&m.join("memory.events"), "oom_kill").unwrap_or(0) > 0;
             } else {
                 u.peak_memory = read_u64(&m.join("memory.max_usage_in_bytes"));
-                u.oom_killed = field(&m.join("memory.oom_control"), "oom_kill").unwrap_or(0) > 0
-                    || read_u64(&m.join("memory.failcnt")).unwrap_or(0) > 0
-                        && field(&m.join("memory.oom_control"), "oom_kill").is_none();
+                // `memory.failcnt` only stands in on kernels whose
+                // `oom_control` has no `oom_kill` count (one file fewer to
+                // read between the command's exit and airlock's).
+                u.oom_killed = match field(&m.join("memory.oom_control"), "oom_kill") {
+                    Some(n) => n > 0,
+                    None => read_u64(&m.join("memory.failcnt")).unwrap_or(0) > 0,
+                };
             }
         }
         if let Some(p) = &self.pids {

@@ -427,6 +427,10 @@ impl Zygote {
                     _ => unsafe { libc::_exit(125) },
                 }
             }
+            // Nothing else of the caller's stays open in the init (when it
+            // is forked later than first thing, the caller has more).
+            let above = SPEC_FD.max(RELAY_FD).max(REPORT_FD) + 1;
+            unsafe { libc::syscall(libc::SYS_close_range, above as u32, u32::MAX, 0u32) };
             wipe_environment();
             crate::init::main();
         }

@@ -154,6 +154,9 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
     };
     let pid = running.pid() as i32;
     std::thread::spawn(move || forward_signals(signals, pid));
+    // While the command runs: the exit that follows the run leaves the
+    // address space's teardown to it.
+    crate::early::holder::start();
     // The proxy stops while the jail's own processes exit.
     let (outcome, records) = running.wait_detached(Some(timeout), || {
         egress.map(|e| e.finish_exiting()).unwrap_or_default()
