@@ -71,8 +71,9 @@ pub const PROTECTED_NAMES: &[&str] = &[
     ".idea",
     "airlock.yaml",
 ];
-/// Inside any `.git` directory.
-pub const PROTECTED_IN_GIT: &[&str] = &["hooks", "config"];
+/// Inside any `.git` directory. `commondir` names another directory whose
+/// config and hooks git uses instead.
+pub const PROTECTED_IN_GIT: &[&str] = &["hooks", "config", "commondir"];
 
 /// Most entries the walk looks at per writable root, so a huge tree cannot
 /// stall a run (the report says when it stopped early).
@@ -135,7 +136,9 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String]) -> Found {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
                 let Ok(ft) = e.file_type() else { continue };
-                if is_protected(&p) {
+                // A `.git` that is not a directory (a `gitdir:` file, a
+                // symlink) points git at config and hooks elsewhere.
+                if is_protected(&p) || (name == ".git" && !ft.is_dir()) {
                     f.protected.insert(p.clone());
                 }
                 if name_deny.iter().any(|pat| name_matches(pat, &name)) && !ft.is_symlink() {

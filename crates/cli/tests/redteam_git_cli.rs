@@ -1,0 +1,201 @@
+//! Red-team: a hostile command plants git configuration that makes the
+//! user's next `git status` in the workdir run a command on the host, past
+//! the protection of `.git/config` and `.git/hooks` (bound read-only when
+//! they exist, removed by the post-run scan when they appear). Each attack
+//! is checked end to end: after the run, the test runs the host's `git
+//! status` in the repository and asserts the planted `core.fsmonitor`
+//! command did not run. Both callers (root, unprivileged), as in the
+//! escape suite.
+
+#[macro_use]
+mod support;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use support::{chown_jail, workdir, Jail};
+
+both_modes!(
+    git_redirects_are_removed_after_the_run,
+    a_replaced_git_dir_does_not_keep_its_config,
+);
+
+/// `git init` plus one empty commit in `dir`, on the host.
+fn host_repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for args in [
+        &["init", "-q", "-b", "main", "."][..],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+    ] {
+        let st = git(dir).args(args).status().unwrap();
+        assert!(st.success(), "git {args:?}");
+    }
+}
+
+/// The host's git with no user or system configuration, trusting `dir`
+/// whoever owns it (the tests run it as root on a 65534-owned tree).
+fn git(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["-c", "safe.directory=*"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+fn chown_tree(p: &Path) {
+    chown_jail(p);
+    if p.is_dir() && !p.is_symlink() {
+        for e in std::fs::read_dir(p).unwrap() {
+            chown_tree(&e.unwrap().path());
+        }
+    }
+}
+
+/// A shell snippet creating the git dir `evil` (HEAD, objects and refs
+/// copied from `from`) whose config runs `touch MARK` from git status.
+fn evil_gitdir(evil: &str, from: &str, mark: &Path) -> String {
+    format!(
+        "mkdir -p {evil} && cp -r {from}/objects {from}/refs {from}/HEAD {evil}/ && \
+         printf '[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = \"touch {m}; false\"\\n' > {evil}/config",
+        m = mark.display()
+    )
+}
+
+fn run_jail(j: &Jail, w: &Path, script: &str) -> serde_json::Value {
+    let report = w.parent().unwrap().join(format!(
+        "{}-report.json",
+        w.file_name().unwrap().to_string_lossy()
+    ));
+    let o = j
+        .cmd()
+        .arg("run")
+        .arg("--workdir")
+        .arg(w)
+        .arg("--report")
+        .arg(&report)
+        .args(["--", "/bin/sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout {} stderr {err}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let rep = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    rep
+}
+
+fn findings(rep: &serde_json::Value, w: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = rep["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let p = f["path"].as_str().unwrap();
+            let p = p.strip_prefix(w.to_str().unwrap()).unwrap_or(p);
+            (p.to_string(), f["action"].as_str().unwrap().to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Three ways to point an existing repository's git at a directory the
+/// command wrote, none of which writes `.git/config` or `.git/hooks`:
+/// `.git/commondir` (git reads config and hooks from the common dir), and
+/// `.git` moved aside (renaming the parent of the read-only binds is
+/// allowed) and replaced by a `gitdir:` file or by a symlink.
+fn git_redirects_are_removed_after_the_run(j: &Jail) {
+    let d = workdir();
+    let w = d.path().join("w");
+    let marks = tempfile::tempdir().unwrap();
+    for r in ["r1", "r2", "r3"] {
+        host_repo(&w.join(r));
+    }
+    chown_tree(&w);
+    let m = |r: &str| marks.path().join(r);
+    let script = [
+        evil_gitdir("evil1", "r1/.git", &m("r1")),
+        "echo ../../evil1 > r1/.git/commondir".into(),
+        evil_gitdir("evil2", "r2/.git", &m("r2")),
+        "mv r2/.git r2/.git-old && echo 'gitdir: ../evil2' > r2/.git".into(),
+        evil_gitdir("evil3", "r3/.git", &m("r3")),
+        "mv r3/.git r3/.git-old && ln -s ../evil3 r3/.git".into(),
+    ]
+    .join(" && ");
+    // The control: on the host, without airlock, each redirect works.
+    let ctl = tempfile::tempdir().unwrap();
+    host_repo(&ctl.path().join("r1"));
+    host_repo(&ctl.path().join("r2"));
+    let ctl_script = [
+        evil_gitdir("evil1", "r1/.git", &ctl.path().join("c1")),
+        "echo ../../evil1 > r1/.git/commondir".into(),
+        evil_gitdir("evil2", "r2/.git", &ctl.path().join("c2")),
+        "mv r2/.git r2/.git-old && echo 'gitdir: ../evil2' > r2/.git".into(),
+    ]
+    .join(" && ");
+    let st = Command::new("/bin/sh")
+        .args(["-c", &ctl_script])
+        .current_dir(ctl.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for r in ["r1", "r2"] {
+        let _ = git(&ctl.path().join(r)).arg("status").status().unwrap();
+    }
+    assert!(ctl.path().join("c1").exists() && ctl.path().join("c2").exists());
+
+    let rep = run_jail(j, &w, &script);
+    for r in ["r1", "r2", "r3"] {
+        let _ = git(&w.join(r)).arg("status").status().unwrap();
+        assert!(!m(r).exists(), "{r}: the planted fsmonitor ran on the host");
+    }
+    let removed = |p: &str| (p.to_string(), "removed".to_string());
+    assert_eq!(
+        findings(&rep, &w),
+        vec![
+            removed("/r1/.git/commondir"),
+            removed("/r2/.git"),
+            removed("/r3/.git")
+        ]
+    );
+}
+
+/// `.git` moved aside and a new `.git` directory written whose `config`
+/// and `hooks` sit at the same paths as the originals: the post-run scan
+/// compares paths, so the new ones count as the files that were there.
+fn a_replaced_git_dir_does_not_keep_its_config(j: &Jail) {
+    if std::env::var_os("AIRLOCK_REDTEAM_KNOWN_GAPS").is_none() {
+        eprintln!("SKIPPED: known gap (see the red-team report); set AIRLOCK_REDTEAM_KNOWN_GAPS=1");
+        return;
+    }
+    let d = workdir();
+    let w = d.path().join("w");
+    let marks = tempfile::tempdir().unwrap();
+    host_repo(&w.join("r4"));
+    chown_tree(&w);
+    let mark = marks.path().join("r4");
+    let script = format!(
+        "mv r4/.git r4/.git-old && {} && cp r4/.git-old/index r4/.git/",
+        evil_gitdir("r4/.git", "r4/.git-old", &mark)
+    );
+    run_jail(j, &w, &script);
+    let _ = git(&w.join("r4")).arg("status").status().unwrap();
+    assert!(!mark.exists(), "the planted fsmonitor ran on the host");
+}
