@@ -909,6 +909,10 @@ fn limits_contain_fork_bombs_memory_hogs_and_runaways(j: &Jail) {
     if cgroup {
         assert_eq!(r.code, 137, "{}", r.err);
         assert_eq!(rep["oom_killed"], true, "{rep}");
+        // Read after the run (from files opened while it ran): the peak
+        // is the hog's, near the 128 MiB limit.
+        let peak = rep["peak_memory"].as_u64().unwrap_or(0);
+        assert!(peak > 64 << 20, "{rep}");
     } else {
         assert_eq!(r.code, 1, "{}", r.err);
         assert!(r.err.contains("MemoryError"), "{}", r.err);
