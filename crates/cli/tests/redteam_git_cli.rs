@@ -15,6 +15,7 @@ use support::{chown_jail, workdir, Jail};
 
 both_modes!(
     git_redirects_are_removed_after_the_run,
+    a_submodule_git_dir_is_protected,
     a_replaced_git_dir_does_not_keep_its_config,
 );
 
@@ -198,4 +199,40 @@ fn a_replaced_git_dir_does_not_keep_its_config(j: &Jail) {
     run_jail(j, &w, &script);
     let _ = git(&w.join("r4")).arg("status").status().unwrap();
     assert!(!mark.exists(), "the planted fsmonitor ran on the host");
+}
+
+/// A submodule's git dir lives in `.git/modules/NAME/`; its `config` and
+/// `hooks` are not directly inside a `.git`, and `git status` in the
+/// superproject runs `git status` in each submodule (and so its
+/// `core.fsmonitor`). Appending to the existing config and planting a
+/// hook in a nested name must both fail or be undone.
+fn a_submodule_git_dir_is_protected(j: &Jail) {
+    let d = workdir();
+    let w = d.path().join("w");
+    let src = d.path().join("src");
+    host_repo(&src);
+    host_repo(&w);
+    let st = git(&w)
+        .args(["-c", "protocol.file.allow=always", "submodule", "-q", "add"])
+        .arg(&src)
+        .args(["libs/sub"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(w.join(".git/modules/libs/sub/config").is_file());
+    chown_tree(&w);
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("sub");
+    let script = format!(
+        "printf '[core]\\n\\tfsmonitor = \"touch {m}; false\"\\n' >> .git/modules/libs/sub/config; \
+         mkdir -p .git/modules/libs/sub/hooks; echo 'touch {m}' > .git/modules/libs/sub/hooks/post-checkout; true",
+        m = mark.display()
+    );
+    let rep = run_jail(j, &w, &script);
+    let _ = git(&w).arg("status").status().unwrap();
+    assert!(!mark.exists(), "the planted fsmonitor ran on the host");
+    let config = std::fs::read_to_string(w.join(".git/modules/libs/sub/config")).unwrap();
+    assert!(!config.contains("fsmonitor"), "{config}");
+    assert!(!w.join(".git/modules/libs/sub/hooks/post-checkout").exists());
+    assert!(findings(&rep, &w).is_empty(), "{:?}", findings(&rep, &w));
 }

@@ -98,9 +98,23 @@ pub fn is_protected(path: &Path) -> bool {
     if PROTECTED_NAMES.contains(&name) {
         return true;
     }
-    path.parent()
+    if !PROTECTED_IN_GIT.contains(&name) {
+        return false;
+    }
+    if path
+        .parent()
         .and_then(|p| p.file_name())
-        .is_some_and(|p| p == ".git" && PROTECTED_IN_GIT.contains(&name))
+        .is_some_and(|p| p == ".git")
+    {
+        return true;
+    }
+    // A submodule's git dir (`.git/modules/NAME/`, NAME may hold slashes
+    // and nest further modules): git runs its config and hooks too.
+    let parts: Vec<_> = path.components().map(|c| c.as_os_str()).collect();
+    parts
+        .windows(2)
+        .any(|w| w[0] == ".git" && w[1] == "modules")
+        && path.with_file_name("HEAD").is_file()
 }
 
 /// What a walk of the writable roots found.
@@ -177,5 +191,38 @@ mod tests {
         assert!(is_protected(Path::new("/w/a/b/.git/hooks")));
         assert!(is_protected(Path::new("/w/.bashrc")));
         assert!(!is_protected(Path::new("/w/hooks")));
+        assert!(is_protected(Path::new("/w/.git/commondir")));
+    }
+
+    #[test]
+    fn git_redirects_and_submodule_git_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        let m = w.join(".git/modules/libs/sub");
+        std::fs::create_dir_all(m.join("refs/heads")).unwrap();
+        std::fs::write(m.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(m.join("config"), "").unwrap();
+        std::fs::write(m.join("refs/heads/config"), "").unwrap();
+        std::fs::create_dir_all(w.join("a")).unwrap();
+        std::fs::write(w.join("a/.git"), "gitdir: ../x\n").unwrap();
+        std::os::unix::fs::symlink("../x", w.join("b.git")).unwrap();
+        std::fs::create_dir_all(w.join("b")).unwrap();
+        std::os::unix::fs::symlink("../x", w.join("b/.git")).unwrap();
+        let f = walk(&[w.to_path_buf()], &[]);
+        let got: Vec<_> = f
+            .protected
+            .iter()
+            .map(|p| p.strip_prefix(w).unwrap().to_string_lossy().into_owned())
+            .collect();
+        // A branch named `config` is not a git dir's config.
+        assert_eq!(
+            got,
+            ["a/.git", "b/.git", ".git/modules/libs/sub/config"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
     }
 }
