@@ -16,6 +16,7 @@ use support::{chown_jail, workdir, Jail};
 both_modes!(
     git_redirects_are_removed_after_the_run,
     a_submodule_git_dir_is_protected,
+    a_linked_worktree_git_dir_is_protected,
     a_replaced_git_dir_does_not_keep_its_config,
 );
 
@@ -235,4 +236,32 @@ fn a_submodule_git_dir_is_protected(j: &Jail) {
     assert!(!config.contains("fsmonitor"), "{config}");
     assert!(!w.join(".git/modules/libs/sub/hooks/post-checkout").exists());
     assert!(findings(&rep, &w).is_empty(), "{:?}", findings(&rep, &w));
+}
+
+/// A linked worktree outside the workdir (`git worktree add ../wt`) keeps
+/// its git dir in the workdir's `.git/worktrees/wt/`, whose `commondir`
+/// says where config and hooks come from. Pointing it at a directory the
+/// command wrote would run that config from `git status` in `../wt`.
+fn a_linked_worktree_git_dir_is_protected(j: &Jail) {
+    let d = workdir();
+    let w = d.path().join("w");
+    host_repo(&w);
+    let st = git(&w)
+        .args(["worktree", "add", "-q", "../wt"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(w.join(".git/worktrees/wt/commondir").is_file());
+    chown_tree(d.path());
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("wt");
+    let script = format!(
+        "{} && echo \"$PWD/evil\" > .git/worktrees/wt/commondir; \
+         echo '[core]' > .git/worktrees/wt/config.worktree; true",
+        evil_gitdir("evil", ".git", &mark)
+    );
+    run_jail(j, &w, &script);
+    let _ = git(&d.path().join("wt")).arg("status").status().unwrap();
+    assert!(!mark.exists(), "the planted fsmonitor ran on the host");
+    assert!(!w.join(".git/worktrees/wt/config.worktree").exists());
 }

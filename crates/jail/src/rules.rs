@@ -72,8 +72,9 @@ pub const PROTECTED_NAMES: &[&str] = &[
     "airlock.yaml",
 ];
 /// Inside any `.git` directory. `commondir` names another directory whose
-/// config and hooks git uses instead.
-pub const PROTECTED_IN_GIT: &[&str] = &["hooks", "config", "commondir"];
+/// config and hooks git uses instead; `config.worktree` is read as config
+/// when the repository enables it.
+pub const PROTECTED_IN_GIT: &[&str] = &["hooks", "config", "commondir", "config.worktree"];
 
 /// Most entries the walk looks at per writable root, so a huge tree cannot
 /// stall a run (the report says when it stopped early).
@@ -109,11 +110,12 @@ pub fn is_protected(path: &Path) -> bool {
         return true;
     }
     // A submodule's git dir (`.git/modules/NAME/`, NAME may hold slashes
-    // and nest further modules): git runs its config and hooks too.
+    // and nest further modules) and a linked worktree's
+    // (`.git/worktrees/NAME/`): git runs their config and hooks too.
     let parts: Vec<_> = path.components().map(|c| c.as_os_str()).collect();
     parts
         .windows(2)
-        .any(|w| w[0] == ".git" && w[1] == "modules")
+        .any(|w| w[0] == ".git" && (w[1] == "modules" || w[1] == "worktrees"))
         && path.with_file_name("HEAD").is_file()
 }
 
