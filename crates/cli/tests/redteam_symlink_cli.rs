@@ -1,11 +1,10 @@
 //! Red-team: a symlink planted by one run, followed by the next run's
-//! setup. `allow_write` entries are resolved (symlinks followed) when the
-//! jail is built, so a command that replaces a directory named by a later
-//! run's `--allow-write ./build` with a symlink to any directory its user
-//! may write gets that directory writable in the later run. Known gap,
-//! skipped unless AIRLOCK_REDTEAM_KNOWN_GAPS is set; passes once an entry
-//! that resolves through a symlink under a writable path is refused or
-//! not followed. Both callers.
+//! setup. A command that replaces a directory named by a later run's
+//! `--allow-write ./build` with a symlink to any directory its user may
+//! write would get that directory writable in the later run, so an
+//! `allow_write` entry that resolves through a symlink inside a writable
+//! path is refused (exit 125, the error names the link and its target).
+//! Both callers.
 
 #[macro_use]
 mod support;
@@ -15,10 +14,6 @@ use support::{chown_jail, workdir, Jail};
 both_modes!(a_planted_symlink_does_not_redirect_allow_write);
 
 fn a_planted_symlink_does_not_redirect_allow_write(j: &Jail) {
-    if std::env::var_os("AIRLOCK_REDTEAM_KNOWN_GAPS").is_none() {
-        eprintln!("SKIPPED: known gap (see the red-team report); set AIRLOCK_REDTEAM_KNOWN_GAPS=1");
-        return;
-    }
     // A directory of the jail's user outside every writable path (and
     // outside /tmp, which the jail replaces), e.g. ~/.config/systemd/user.
     let victim = tempfile::Builder::new()
@@ -43,7 +38,10 @@ fn a_planted_symlink_does_not_redirect_allow_write(j: &Jail) {
     assert_ne!(o.status.code(), Some(0));
     let o = run(&[], &format!("ln -s {} build", victim.path().display()));
     assert_eq!(o.status.code(), Some(0));
-    run(&["--allow-write", "./build"], "echo pwned > build/x");
+    let o = run(&["--allow-write", "./build"], "echo pwned > build/x");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("symlink") && err.contains("build"), "{err}");
     assert!(
         !victim.path().join("x").exists(),
         "the second run wrote through the planted symlink"

@@ -550,6 +550,13 @@ fn prepare(
             writable.push(c);
         }
     }
+    // Only now that every writable root is known: an entry that reaches
+    // its folder through a symlink inside one of them may have been
+    // redirected by an earlier run.
+    for w in &fs.allow_write {
+        crate::symlinks::refuse_planted(&resolve_entry(w, &workdir), &writable)
+            .map_err(JailError::Config)?;
+    }
 
     let mut name_deny: Vec<String> = rules::NAME_DENY.iter().map(|s| s.to_string()).collect();
     let mut masked: BTreeSet<PathBuf> = BTreeSet::new();

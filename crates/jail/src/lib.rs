@@ -26,6 +26,7 @@ pub mod rules;
 pub mod seccomp;
 pub mod spec;
 mod stale;
+mod symlinks;
 mod sys;
 
 pub use launch::{
