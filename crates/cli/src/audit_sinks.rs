@@ -15,7 +15,7 @@ pub fn open(config: &Config) -> anyhow::Result<AuditHandle> {
     let section = config.audit.as_ref().unwrap_or(&default);
     let h = airlock_audit::open(section, LogOptions::default())
         .with_context(|| format!("open the audit log in {}", section.dir.display()))?;
-    for (name, secret) in secrets(config) {
+    for (name, secret) in config.secrets() {
         for r in secret.refs() {
             if let Ok(v) = airlock_config::secret::resolve_ref(&r) {
                 h.add_known_secret(&name, &v);
@@ -26,45 +26,6 @@ pub fn open(config: &Config) -> anyhow::Result<AuditHandle> {
         }
     }
     Ok(h)
-}
-
-/// Every secret reference in the file, with the name records show for it.
-fn secrets(c: &Config) -> Vec<(String, &airlock_config::Secret)> {
-    use airlock_config::{AgentKey, ToolKind};
-    let mut v: Vec<(String, &airlock_config::Secret)> = Vec::new();
-    for cr in &c.credentials {
-        v.push((cr.name.clone(), &cr.value));
-    }
-    for (name, t) in &c.tools {
-        match &t.kind {
-            ToolKind::PostgresQuery(p) => v.push((format!("{name}.dsn"), &p.dsn)),
-            ToolKind::HttpRequest(h) => {
-                if let Some(a) = &h.auth {
-                    v.push((format!("{name}.auth"), &a.value));
-                }
-            }
-            _ => {}
-        }
-    }
-    for (name, a) in &c.agents {
-        for k in &a.keys {
-            if let AgentKey::Secret(s) = k {
-                v.push((format!("agent-key-{name}"), s));
-            }
-        }
-    }
-    if let Some(g) = &c.gateway {
-        if let Some(AgentKey::Secret(k)) = &g.admin_key {
-            v.push(("gateway-admin-key".into(), k));
-        }
-    }
-    if let Some(cn) = &c.connector {
-        v.push(("tunnel-token".into(), &cn.token));
-    }
-    if let Some(w) = &c.worker {
-        v.push(("worker-api-key".into(), &w.api_key));
-    }
-    v
 }
 
 /// Egress connection records.

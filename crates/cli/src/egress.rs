@@ -35,6 +35,17 @@ pub fn default_ca_dir() -> PathBuf {
     base.join("airlock/ca")
 }
 
+/// The `sandbox:` section every jail this process builds from `config`
+/// gets: the config's own rules plus, masked, every file a secret is read
+/// from and the interception CA's directory (`ca_dir`, and the default one,
+/// which an earlier run may have filled), whether or not this run injects
+/// credentials: the jailed command runs as the user who owns them.
+pub fn jail_sandbox(config: &Config, ca_dir: Option<&Path>) -> airlock_config::Sandbox {
+    let mut ca = vec![default_ca_dir()];
+    ca.extend(ca_dir.map(Path::to_path_buf));
+    config.jail_sandbox(ca)
+}
+
 /// Starts the proxy, or returns `None` when the config allows no host (the
 /// jail then has no network at all).
 pub fn start(

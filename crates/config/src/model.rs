@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::body::BodySchema;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretRef};
 use crate::values::{ByteSize, HostPattern, IpNet};
 
 /// The whole file.
@@ -515,4 +515,116 @@ pub struct Worker {
     pub api_key: Secret,
     pub workdir: PathBuf,
     pub concurrency: u32,
+}
+
+impl Config {
+    /// Every secret reference in the file, with the name audit records show
+    /// for it. The one walker over the model's secrets: a field holding a
+    /// [`Secret`] that is missing here is neither redacted nor hidden from
+    /// jails, so a new one must be added.
+    pub fn secrets(&self) -> Vec<(String, &Secret)> {
+        let mut v: Vec<(String, &Secret)> = Vec::new();
+        for cr in &self.credentials {
+            v.push((cr.name.clone(), &cr.value));
+        }
+        for (name, t) in &self.tools {
+            match &t.kind {
+                ToolKind::PostgresQuery(p) => v.push((format!("{name}.dsn"), &p.dsn)),
+                ToolKind::HttpRequest(h) => {
+                    if let Some(a) = &h.auth {
+                        v.push((format!("{name}.auth"), &a.value));
+                    }
+                }
+                // No secrets in these; listed so a new kind is a compile error here.
+                ToolKind::AgentBash(_)
+                | ToolKind::AgentRead(_)
+                | ToolKind::AgentWrite(_)
+                | ToolKind::AgentEdit(_)
+                | ToolKind::AgentGlob(_)
+                | ToolKind::AgentGrep(_)
+                | ToolKind::GitReadFile(_)
+                | ToolKind::GitListFiles(_)
+                | ToolKind::GitLog(_) => {}
+            }
+        }
+        for (name, a) in &self.agents {
+            for k in &a.keys {
+                if let AgentKey::Secret(s) = k {
+                    v.push((format!("agent-key-{name}"), s));
+                }
+            }
+        }
+        if let Some(g) = &self.gateway {
+            if let Some(AgentKey::Secret(k)) = &g.admin_key {
+                v.push(("gateway-admin-key".into(), k));
+            }
+        }
+        if let Some(cn) = &self.connector {
+            v.push(("tunnel-token".into(), &cn.token));
+        }
+        if let Some(w) = &self.worker {
+            v.push(("worker-api-key".into(), &w.api_key));
+        }
+        v
+    }
+
+    /// Every file a `${file:PATH}` reference in the config names, each once:
+    /// the files airlock reads secrets from, which no jail may read.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for (_, s) in self.secrets() {
+            for r in s.refs() {
+                if let SecretRef::File(p) = r {
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The private keys the config names (audit signing key, gateway TLS
+    /// key, connector client key): secrets read from files that are not
+    /// written as `${file:}` references.
+    pub fn key_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Some(k) = self.audit.as_ref().and_then(|a| a.signing_key.as_ref()) {
+            out.push(k.clone());
+        }
+        if let Some(g) = &self.gateway {
+            out.push(g.tls_key.clone());
+        }
+        if let Some(c) = &self.connector {
+            out.push(c.client_key.clone());
+        }
+        out
+    }
+
+    /// The `sandbox:` section as every jail built from this config gets it:
+    /// the file's deny-read list plus every secret file, every private key
+    /// file and each of `also_hidden` (the interception CA's directory).
+    /// Masks are mounted after the writable binds, so these stay hidden
+    /// inside an allow-write path too.
+    pub fn jail_sandbox<P: Into<PathBuf>>(
+        &self,
+        also_hidden: impl IntoIterator<Item = P>,
+    ) -> Sandbox {
+        let mut sb = self.sandbox.clone();
+        let hidden = self
+            .secret_files()
+            .into_iter()
+            .chain(self.key_files())
+            .chain(also_hidden.into_iter().map(Into::into));
+        for p in hidden {
+            // The jail reads a relative entry against the workdir, but these
+            // were given against this process's directory (`--ca-dir ca`).
+            let p = std::path::absolute(&p).unwrap_or(p);
+            let s = p.to_string_lossy().into_owned();
+            if !sb.filesystem.deny_read.contains(&s) {
+                sb.filesystem.deny_read.push(s);
+            }
+        }
+        sb
+    }
 }

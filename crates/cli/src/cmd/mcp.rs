@@ -95,7 +95,7 @@ fn catalogs(
     let agent = AgentTools::new(AgentOptions {
         workdir: std::fs::canonicalize(&workdir)
             .with_context(|| format!("--workdir {}", workdir.display()))?,
-        sandbox: config.sandbox.clone(),
+        sandbox: crate::egress::jail_sandbox(config, None),
         launcher: None,
         max_sessions: 64,
         max_sessions_per_agent: 8,

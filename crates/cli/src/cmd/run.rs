@@ -104,7 +104,8 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
         Some(_) => Some(crate::audit_sinks::open(&config)?),
         None => None,
     };
-    let mut spec = JailSpec::new(workdir.clone(), config.sandbox.clone());
+    let sandbox = crate::egress::jail_sandbox(&config, args.ca_dir.as_deref());
+    let mut spec = JailSpec::new(workdir.clone(), sandbox);
     spec.launcher = std::env::current_exe().context("locate the airlock binary")?;
     map_to_workdir_owner(&mut spec, &workdir);
     // This process exits right after the run (`wait_detached` below).
