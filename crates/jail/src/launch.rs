@@ -126,7 +126,8 @@ pub struct Outcome {
     /// Which limits the kernel enforced with a cgroup (else rlimits only).
     pub cgroup: bool,
     pub findings: Vec<Finding>,
-    /// The protected-file scan stopped early on a huge tree.
+    /// The post-run scan stopped early. It walks every entry since the
+    /// red-team pass, so this stays false; kept for the report's format.
     pub scan_truncated: bool,
 }
 
@@ -582,7 +583,16 @@ fn prepare(
             }
         }
     }
-    let found = rules::walk(&writable, &name_deny);
+    let found = rules::walk(&writable, &name_deny, Some(rules::WALK_LIMIT));
+    if found.truncated {
+        // Files to hide by name could lie past the limit: refuse rather
+        // than run with some of them readable.
+        return Err(JailError::Config(format!(
+            "a writable path holds more than {} entries, so the jail cannot check \
+             every file it must hide or protect; choose a narrower workdir or allow-write path",
+            rules::WALK_LIMIT
+        )));
+    }
     masked.extend(found.masked.iter().cloned());
     let mut protected = found.protected.clone();
     for d in &fs.deny_write {
@@ -1160,7 +1170,7 @@ fn enforce_protected(
     before: &BTreeSet<PathBuf>,
     setid_before: &BTreeSet<PathBuf>,
 ) -> (Vec<Finding>, bool) {
-    let after = rules::walk(writable, name_deny);
+    let after = rules::walk(writable, name_deny, None);
     let mut findings = Vec::new();
     for p in after.protected.difference(before) {
         let meta = std::fs::symlink_metadata(p);

@@ -76,8 +76,10 @@ pub const PROTECTED_NAMES: &[&str] = &[
 /// when the repository enables it.
 pub const PROTECTED_IN_GIT: &[&str] = &["hooks", "config", "commondir", "config.worktree"];
 
-/// Most entries the walk looks at per writable root, so a huge tree cannot
-/// stall a run (the report says when it stopped early).
+/// Most entries the walk before a run looks at per writable root, so a
+/// huge tree cannot stall every run's start; past it the run is refused
+/// (files to hide could lie beyond). The walk after a run has no limit:
+/// whatever the command created must all be seen.
 pub const WALK_LIMIT: usize = 200_000;
 
 /// Shell-style match of one file name: `*` is any run of characters.
@@ -126,13 +128,15 @@ pub struct Found {
     pub protected: BTreeSet<PathBuf>,
     /// Regular files with a setuid or setgid bit.
     pub setid: BTreeSet<PathBuf>,
-    /// True when a root had more than [`WALK_LIMIT`] entries.
+    /// True when a root had more entries than the walk's limit.
     pub truncated: bool,
 }
 
 /// Walks `roots` (no symlinks followed) and collects the paths matching the
 /// deny-name patterns and the protected names, and setuid/setgid files.
-pub fn walk(roots: &[PathBuf], name_deny: &[String]) -> Found {
+/// At most `limit` entries per root (`None`: all of them).
+pub fn walk(roots: &[PathBuf], name_deny: &[String], limit: Option<usize>) -> Found {
+    let limit = limit.unwrap_or(usize::MAX);
     let mut f = Found::default();
     for root in roots {
         let mut seen = 0usize;
@@ -143,7 +147,7 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String]) -> Found {
             };
             for e in rd.flatten() {
                 seen += 1;
-                if seen > WALK_LIMIT {
+                if seen > limit {
                     f.truncated = true;
                     stack.clear();
                     break;
@@ -210,7 +214,7 @@ mod tests {
         std::os::unix::fs::symlink("../x", w.join("b.git")).unwrap();
         std::fs::create_dir_all(w.join("b")).unwrap();
         std::os::unix::fs::symlink("../x", w.join("b/.git")).unwrap();
-        let f = walk(&[w.to_path_buf()], &[]);
+        let f = walk(&[w.to_path_buf()], &[], None);
         let got: Vec<_> = f
             .protected
             .iter()
