@@ -601,6 +601,18 @@ impl Config {
         out
     }
 
+    /// Every file no jail built from this config may read: the secret files
+    /// and the private key files.
+    pub fn hidden_files(&self) -> Vec<PathBuf> {
+        let mut v = self.secret_files();
+        for k in self.key_files() {
+            if !v.contains(&k) {
+                v.push(k);
+            }
+        }
+        v
+    }
+
     /// The `sandbox:` section as every jail built from this config gets it:
     /// the file's deny-read list plus every secret file, every private key
     /// file and each of `also_hidden` (the interception CA's directory).
@@ -612,9 +624,8 @@ impl Config {
     ) -> Sandbox {
         let mut sb = self.sandbox.clone();
         let hidden = self
-            .secret_files()
+            .hidden_files()
             .into_iter()
-            .chain(self.key_files())
             .chain(also_hidden.into_iter().map(Into::into));
         for p in hidden {
             // The jail reads a relative entry against the workdir, but these

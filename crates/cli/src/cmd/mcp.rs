@@ -148,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let result = rt.block_on(async move {
-        spawn_reload(shared.clone(), args.config.clone())?;
+        spawn_reload(shared.clone(), agent_tools.clone(), args.config.clone())?;
         if args.stdio {
             let agent = args.agent.as_deref().unwrap_or_default();
             let served = airlock_mcp::serve_stdio(shared, agent).await;
@@ -229,12 +229,25 @@ async fn wait_for_stop() {
 }
 
 /// SIGHUP: load, compile and swap the whole policy, or keep the old one.
-fn spawn_reload(shared: Arc<Shared>, path: PathBuf) -> anyhow::Result<()> {
+fn spawn_reload(
+    shared: Arc<Shared>,
+    agent_tools: Arc<AgentTools>,
+    path: PathBuf,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            let result = load(&path).and_then(|c| shared.reload(&c).map_err(anyhow::Error::from));
+            let result = load(&path).and_then(|c| {
+                // Secret files the new config names are masked in the
+                // session jails before its tools can use them; live
+                // sessions built without those masks are stopped.
+                let stopped = agent_tools.hide(&c.hidden_files());
+                if stopped > 0 {
+                    tracing::info!(target: "airlock::mcp", sessions = stopped, "the reloaded config names new secret files; live agent sessions stopped");
+                }
+                shared.reload(&c).map_err(anyhow::Error::from)
+            });
             match result {
                 Ok(()) => {
                     tracing::info!(target: "airlock::mcp", file = %path.display(), "config reloaded")

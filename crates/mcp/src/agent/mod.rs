@@ -63,9 +63,52 @@ impl AgentTools {
         Ok(AgentTools {
             sessions: Arc::new(Sessions {
                 opts,
+                hidden: Mutex::new(Vec::new()),
                 map: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Masks `paths` too in every session jail from now on (the secret
+    /// files a reloaded config names). When one is new, the live sessions
+    /// are stopped, as each finishes its call: their jails were built
+    /// without it. Returns how many were stopped.
+    pub fn hide(&self, paths: &[PathBuf]) -> usize {
+        let mut added = false;
+        {
+            let mut hidden = self
+                .sessions
+                .hidden
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for p in paths {
+                let s = std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .to_string_lossy()
+                    .into_owned();
+                if !self.sessions.opts.sandbox.filesystem.deny_read.contains(&s)
+                    && !hidden.contains(&s)
+                {
+                    hidden.push(s);
+                    added = true;
+                }
+            }
+        }
+        if !added {
+            return 0;
+        }
+        let live: Vec<_> = self
+            .sessions
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        let n = live.len();
+        for (_, s) in live {
+            close_when_idle(s);
+        }
+        n
     }
 
     /// Stops every session jail (on shutdown).
@@ -161,12 +204,22 @@ struct SessionJail {
 
 pub(crate) struct Sessions {
     opts: AgentOptions,
+    /// Masked besides `opts.sandbox`'s deny-read list ([`AgentTools::hide`]).
+    hidden: Mutex<Vec<String>>,
     map: Mutex<HashMap<String, Arc<SessionJail>>>,
 }
 
 impl Sessions {
     fn spec(&self) -> JailSpec {
-        let mut spec = JailSpec::new(self.opts.workdir.clone(), self.opts.sandbox.clone());
+        let mut sandbox = self.opts.sandbox.clone();
+        sandbox.filesystem.deny_read.extend(
+            self.hidden
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        let mut spec = JailSpec::new(self.opts.workdir.clone(), sandbox);
         spec.network = self.opts.network.clone();
         if let Some(l) = &self.opts.launcher {
             spec.launcher = l.clone();
