@@ -1,11 +1,11 @@
 //! Red-team: renaming the parent of a hidden (deny-read) or protected path.
 //! Both are mount points inside the jail, so the path itself cannot be
-//! renamed (`EBUSY`), but its parent directory can, and the mount moves
+//! renamed (`EBUSY`); its parent directory could be, and the mount moved
 //! with it. The jail is rebuilt from paths on the next run, so what was
-//! hidden or protected at the old path is no longer covered at the new
-//! one, and a file written at the old path counts as the original. Known
-//! gaps, skipped unless AIRLOCK_REDTEAM_KNOWN_GAPS is set; they pass once
-//! closed. Both callers.
+//! hidden or protected at the old path was no longer covered at the new
+//! one, and a file written at the old path counted as the original. The
+//! jail now pins every folder on the way (mounts::pin_ancestors). Both
+//! callers.
 
 #[macro_use]
 mod support;
@@ -17,14 +17,6 @@ both_modes!(
     a_deny_read_path_stays_hidden_after_its_parent_moves,
     a_protected_file_survives_its_parent_moving,
 );
-
-fn known_gap() -> bool {
-    if std::env::var_os("AIRLOCK_REDTEAM_KNOWN_GAPS").is_none() {
-        eprintln!("SKIPPED: known gap (see the red-team report); set AIRLOCK_REDTEAM_KNOWN_GAPS=1");
-        return true;
-    }
-    false
-}
 
 fn run(j: &Jail, w: &Path, extra: &[&str], script: &str) -> String {
     let o = j
@@ -49,13 +41,10 @@ fn chown_tree(p: &Path) {
     }
 }
 
-/// `--deny-read ./config/prod.yaml`: the first run cannot read it but
-/// moves `config` aside; the second run, with the same flag, reads it at
-/// the new path.
+/// `--deny-read ./config/prod.yaml`: the first run cannot read it and
+/// tries to move `config` aside (it could, before the pin); the second
+/// run, with the same flag, must not read it at the new path.
 fn a_deny_read_path_stays_hidden_after_its_parent_moves(j: &Jail) {
-    if known_gap() {
-        return;
-    }
     let d = workdir();
     write(&d.path().join("config/prod.yaml"), "TOPSECRET\n");
     chown_tree(d.path());
@@ -66,7 +55,8 @@ fn a_deny_read_path_stays_hidden_after_its_parent_moves(j: &Jail) {
         &deny,
         "cat config/prod.yaml; mv config config2 && echo moved",
     );
-    assert_eq!(first.trim(), "moved", "the first run");
+    assert!(!first.contains("TOPSECRET"), "read in the first run");
+    assert!(!first.contains("moved"), "config was moved: {first}");
     let second = run(j, d.path(), &deny, "cat config2/prod.yaml");
     assert!(
         !second.contains("TOPSECRET"),
@@ -78,9 +68,6 @@ fn a_deny_read_path_stays_hidden_after_its_parent_moves(j: &Jail) {
 /// new `a/.vscode/tasks.json` leave a planted file the scan takes for the
 /// original (it compares paths).
 fn a_protected_file_survives_its_parent_moving(j: &Jail) {
-    if known_gap() {
-        return;
-    }
     let d = workdir();
     write(&d.path().join("a/.vscode/tasks.json"), "{}\n");
     chown_tree(d.path());

@@ -88,6 +88,11 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
         }
     }
 
+    pin_ancestors(
+        root,
+        &spec.writable,
+        spec.protected.iter().chain(&spec.masked),
+    )?;
     for p in &spec.protected {
         let t = inside(root, p);
         mount(Some(&t), &t, None, libc::MS_BIND | libc::MS_REC, None)?;
@@ -105,6 +110,50 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
     let rc = unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) };
     sys::check(rc, || "detach the old root".into())?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    Ok(())
+}
+
+/// Binds onto itself every directory strictly between a writable root and a
+/// protected or masked path. The protected file and the mask are mount
+/// points, so they cannot be renamed, but their parents could: the mount
+/// moved with the folder (`mv config config2`), the next run rebuilt the
+/// jail from paths and found nothing to cover at the old one, and a file
+/// written at the old path passed for the original. A mount point cannot be
+/// renamed, replaced by a rename or removed (EBUSY), so with every folder on
+/// the chain a mount point the path keeps naming what was covered. Outside
+/// the writable roots the tree is read-only and nothing moves. Ancestors
+/// shared by several paths are bound once; parents are bound before their
+/// children, recursively so that writable binds below them stay visible.
+fn pin_ancestors<'a>(
+    root: &Path,
+    writable: &[PathBuf],
+    covered: impl Iterator<Item = &'a PathBuf>,
+) -> Result<()> {
+    let mut pins = std::collections::BTreeSet::new();
+    for p in covered {
+        for w in writable.iter().filter(|w| p.starts_with(w)) {
+            let mut a = p.parent();
+            while let Some(d) = a {
+                if d == w.as_path() || !d.starts_with(w) {
+                    break;
+                }
+                pins.insert(d.to_path_buf());
+                a = d.parent();
+            }
+        }
+    }
+    // A BTreeSet of paths orders every folder before what lies below it.
+    for d in &pins {
+        let t = inside(root, d);
+        match std::fs::symlink_metadata(&t) {
+            Ok(m) if m.is_dir() => {}
+            // Not there (the covered path does not exist yet) or a link:
+            // nothing to pin; the post-run scan judges what appears.
+            _ => continue,
+        }
+        mount(Some(&t), &t, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(|e| format!("{e} (pin {})", d.display()))?;
+    }
     Ok(())
 }
 
