@@ -26,6 +26,18 @@ Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
 
 /// Starts `airlock up` in `dir`; the process, its port and the agent key.
 fn start_up(dir: &std::path::Path) -> (std::process::Child, u16, String) {
+    // A port found free can be taken before `up` binds it (another test's
+    // outgoing connection): then `up` exits saying so, and a new port is
+    // tried. Any other early exit fails the test with `up`'s stderr.
+    for _ in 0..3 {
+        if let Some(started) = try_start_up(dir) {
+            return started;
+        }
+    }
+    panic!("airlock up found its port taken three times");
+}
+
+fn try_start_up(dir: &std::path::Path) -> Option<(std::process::Child, u16, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,9 +48,15 @@ fn start_up(dir: &std::path::Path) -> (std::process::Child, u16, String) {
         .arg(dir)
         .args(["--port", &port.to_string()])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = up.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut s);
+        s
+    });
     let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
     let t = Instant::now();
     let mut key = String::new();
@@ -63,7 +81,14 @@ fn start_up(dir: &std::path::Path) -> (std::process::Child, u16, String) {
             "airlock up did not come up"
         );
     }
-    assert!(key.starts_with("alk_"), "no agent key printed");
+    if !key.starts_with("alk_") {
+        let _ = up.wait();
+        let err = err.join().unwrap();
+        if err.contains("in use") {
+            return None;
+        }
+        panic!("no agent key printed; airlock up said: {err}");
+    }
     std::thread::spawn(move || for _ in lines {});
     // The banner can come before the connector's link is up (the gateway
     // then answers 503): wait for the link, with a request the server
@@ -76,7 +101,7 @@ fn start_up(dir: &std::path::Path) -> (std::process::Child, u16, String) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (up, port, key)
+    Some((up, port, key))
 }
 
 #[test]
