@@ -162,15 +162,15 @@ impl Gateway {
         signer.presign(opts.presign);
         // Fail at start, not on first link, if the certificate is unusable.
         crate::tls::agent_server_config(&opts.cert_pem, &opts.key_pem)?;
-        let agent_l = TcpListener::bind(&opts.agent_listen).await?;
-        let tunnel_l = TcpListener::bind(&opts.tunnel_listen).await?;
+        let agent_l = listen(&opts.agent_listen, "agents").await?;
+        let tunnel_l = listen(&opts.tunnel_listen, "connectors' links").await?;
         let admin_l = match &opts.admin_listen {
             // Fail closed: an admin API nobody could authenticate to is a
             // configuration mistake, not an open door.
             Some(_) if opts.admin_key.is_none() => {
                 return Err(Error::Config("the admin API needs an admin key".into()))
             }
-            Some(a) => Some(TcpListener::bind(a).await?),
+            Some(a) => Some(listen(a, "the admin API").await?),
             None => None,
         };
         let agent_loopback = agent_l.local_addr()?.ip().is_loopback();
@@ -1528,6 +1528,14 @@ impl http_body::Body for Relay {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Binds one of the gateway's listeners; the error names the address and
+/// what it is for (a taken port is the usual cause).
+async fn listen(addr: &str, what: &str) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr} for {what}: {e}")))
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ pub enum Error {
     /// An error the admin API answered (its message as is).
     #[error("{0}")]
     Admin(String),
-    #[error("{0}")]
+    // Transparent: the I/O error's own text once, not again as its source.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
