@@ -59,16 +59,14 @@ impl Progress {
     /// away is noticed through cancellation, not here, so a failed send is
     /// only logged.
     pub async fn report(&self, progress: f64, total: Option<f64>, message: impl Into<String>) {
-        if !progress.is_finite() {
-            return;
-        }
-        {
+        let (progress, total) = {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|l| progress <= l) {
+            let Some(next) = next_progress(*last, progress, total) else {
                 return;
-            }
-            *last = Some(progress);
-        }
+            };
+            *last = Some(next.0);
+            next
+        };
         let mut p =
             ProgressNotificationParam::new(self.token.clone(), progress).with_message(message);
         if let Some(t) = total.filter(|t| t.is_finite()) {
@@ -77,6 +75,46 @@ impl Progress {
         if let Err(e) = self.peer.notify_progress(p).await {
             tracing::debug!(target: "airlock::mcp", error = %e, "progress notification not delivered");
         }
+    }
+}
+
+/// What to send after `last`: progress must increase with every
+/// notification, so a report that does not is dropped, except the final one
+/// (it has a total): timed in milliseconds, it can fall in the same one as
+/// the last output report, and is then sent a millisecond later instead.
+fn next_progress(
+    last: Option<f64>,
+    progress: f64,
+    total: Option<f64>,
+) -> Option<(f64, Option<f64>)> {
+    if !progress.is_finite() {
+        return None;
+    }
+    match last {
+        Some(l) if progress <= l && total.is_some() => Some((l + 0.001, Some(l + 0.001))),
+        Some(l) if progress <= l => None,
+        _ => Some((progress, total)),
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::next_progress;
+
+    #[test]
+    fn progress_only_increases_and_the_final_report_is_never_dropped() {
+        assert_eq!(next_progress(None, 1.0, None), Some((1.0, None)));
+        assert_eq!(next_progress(Some(1.0), 2.0, None), Some((2.0, None)));
+        assert_eq!(next_progress(Some(2.0), 2.0, None), None);
+        assert_eq!(next_progress(Some(2.0), 1.5, None), None);
+        assert_eq!(
+            next_progress(Some(2.0), 3.0, Some(3.0)),
+            Some((3.0, Some(3.0)))
+        );
+        // The final report in the same millisecond as the last one.
+        let (p, t) = next_progress(Some(2.514), 2.514, Some(2.514)).unwrap();
+        assert!(p > 2.514 && t == Some(p));
+        assert_eq!(next_progress(None, f64::NAN, Some(1.0)), None);
     }
 }
 
