@@ -274,7 +274,11 @@ pub fn generate(policy: &Policy) -> Result<Vec<Insn>, String> {
             Target::Next => from + 1,
             Target::At(i) => i,
             Target::Block(b) => block_at[b],
-            Target::Ret(v) => rets.iter().find(|(r, _)| *r == v).map(|(_, i)| *i).unwrap(),
+            Target::Ret(v) => rets
+                .iter()
+                .find(|(r, _)| *r == v)
+                .map(|(_, i)| *i)
+                .ok_or_else(|| format!("seccomp filter: no return for {v:?}"))?,
         };
         if to <= from {
             return Err(format!("seccomp filter: backward jump at {from}"));
