@@ -7,23 +7,17 @@ use std::path::{Path, PathBuf};
 
 use airlock_config::Config;
 use airlock_jail::NetworkAccess;
-use airlock_proxy::{BlockingProxy, ConnectionRecord, LazyProxy, ProxyCredential, ProxyOptions};
+use airlock_proxy::{BlockingProxy, ConnectionRecord, ProxyCredential, ProxyOptions};
 use anyhow::Context;
 
 /// A running proxy and what a jail needs to reach it.
 pub struct Egress {
-    proxy: Serving,
+    proxy: BlockingProxy,
     /// Records go to an audit sink as connections end.
     audited: bool,
     pub access: NetworkAccess,
     /// The run's own directories and socket, removed at the end.
     dirs: Vec<PathBuf>,
-}
-
-enum Serving {
-    Now(BlockingProxy),
-    /// Starts on the first connection (`airlock run`).
-    Lazy(LazyProxy),
 }
 
 /// Where the interception CA lives unless `--ca-dir` says otherwise.
@@ -71,6 +65,8 @@ pub struct Pending {
     pub access: NetworkAccess,
     /// The run's own directories and socket, removed at the end.
     dirs: Vec<PathBuf>,
+    /// [`Pending::sweep_stale`] ran: serving starts no sweep thread.
+    swept: bool,
 }
 
 /// Everything of [`start`] but the serving; `None` when the config allows
@@ -163,47 +159,57 @@ fn prepare_in(
             ca_bundle,
         },
         dirs: std::mem::take(dirs),
+        swept: false,
     })
 }
 
 impl Pending {
     /// Starts serving on the bound socket (a runtime and its threads).
+    /// (`airlock run` calls it on the jail's first connection: a
+    /// connection made before waits in the socket's backlog.)
     pub fn start(self) -> anyhow::Result<Egress> {
-        self.serve(false)
+        self.serve()
     }
 
-    /// Serves on the bound socket from the first connection on: until a
-    /// client connects, one thread waits in `poll` and no runtime exists
-    /// (a one-shot jail that never uses the network pays for no more).
-    pub fn start_lazy(self) -> anyhow::Result<Egress> {
-        self.serve(true)
+    /// Removes the sockets of dead runs from the shared socket directory
+    /// now, on this thread (a directory read: cheaper than the thread
+    /// serving would otherwise start for it).
+    pub fn sweep_stale(&mut self) {
+        if let Some(dir) = self.shared_dir() {
+            sweep_stale_sockets(&dir);
+        }
+        self.swept = true;
     }
 
-    fn serve(self, lazy: bool) -> anyhow::Result<Egress> {
+    /// The shared socket directory, when the socket is in one.
+    fn shared_dir(&self) -> Option<PathBuf> {
+        self.access
+            .proxy_socket
+            .parent()
+            .filter(|d| {
+                d.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".airlock-egress-"))
+            })
+            .map(Path::to_path_buf)
+    }
+
+    fn serve(self) -> anyhow::Result<Egress> {
+        let shared = self.shared_dir().filter(|_| !self.swept);
         let Pending {
             listener,
             opts,
             access,
             dirs,
+            ..
         } = self;
         let audited = opts.sink.is_some();
-        if let Some(dir) = access.proxy_socket.parent().filter(|d| {
-            d.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".airlock-egress-"))
-        }) {
+        if let Some(dir) = shared {
             // Off the critical path: the jail is already starting.
-            let dir = dir.to_path_buf();
             let _ = std::thread::Builder::new()
                 .name("airlock-egress-sweep".into())
                 .spawn(move || sweep_stale_sockets(&dir));
         }
-        let served = if lazy {
-            airlock_proxy::serve_unix_lazy(listener, &access.proxy_socket, opts).map(Serving::Lazy)
-        } else {
-            airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts)
-                .map(Serving::Now)
-        };
-        match served {
+        match airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts) {
             Ok(proxy) => Ok(Egress {
                 proxy,
                 audited,
@@ -287,10 +293,7 @@ fn rand_u32() -> anyhow::Result<u32> {
 impl Egress {
     /// Stops the proxy, removes its files, returns every connection record.
     pub fn finish(self) -> Vec<ConnectionRecord> {
-        let recs = match self.proxy {
-            Serving::Now(p) => p.shutdown(),
-            Serving::Lazy(p) => p.shutdown(),
-        };
+        let recs = self.proxy.shutdown();
         remove_paths(&self.dirs);
         recs
     }
@@ -302,10 +305,7 @@ impl Egress {
         if self.audited {
             return self.finish();
         }
-        let recs = match self.proxy {
-            Serving::Now(p) => p.shutdown_background(),
-            Serving::Lazy(p) => p.shutdown_background(),
-        };
+        let recs = self.proxy.shutdown_background();
         remove_paths(&self.dirs);
         recs
     }

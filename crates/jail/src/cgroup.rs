@@ -187,6 +187,19 @@ impl Cgroup {
         v
     }
 
+    /// The directories the run's groups were made in (`…/airlock`).
+    pub(crate) fn parents(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for d in self.dirs() {
+            if let Some(p) = d.parent() {
+                if !v.iter().any(|x| x == p) {
+                    v.push(p.to_path_buf());
+                }
+            }
+        }
+        v
+    }
+
     pub(crate) fn v2_kill_file(&self) -> Option<PathBuf> {
         self.v2
             .then(|| self.memory.as_ref().map(|m| m.join("cgroup.kill")))

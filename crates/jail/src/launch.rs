@@ -151,6 +151,12 @@ pub struct Running {
     report: std::fs::File,
     cgroup: Option<Cgroup>,
     relay: Option<Relay>,
+    /// The relay's listeners, for a detached run, until the first
+    /// connection: the waiting thread polls them and starts the relay then.
+    idle_relay: Option<IdleRelay>,
+    /// Signals to forward to the jail (a signalfd), read by the waiting
+    /// thread (see [`Running::forward_signals`]).
+    signals: Option<OwnedFd>,
     /// A per-run mount point to remove afterwards (see [`mount_point`]).
     scratch: Option<PathBuf>,
     writable: Vec<PathBuf>,
@@ -324,14 +330,17 @@ impl Cleaner {
         })
     }
 
-    /// Hands over: once `init` has exited, remove `cgroup`.
-    fn remove_after(mut self, init: libc::pid_t, cgroup: &Cgroup) -> bool {
+    /// Hands over: once `init` has exited, remove `cgroup`, then sweep the
+    /// leftovers of killed runs ([`crate::stale::sweep`]; `temp_dir`: the
+    /// temp dir's scratch directories too).
+    fn remove_after(mut self, init: libc::pid_t, cgroup: &Cgroup, temp_dir: bool) -> bool {
         let mut msg = format!("{init}\n");
         if cgroup.v2_kill_file().is_some() {
             msg.push_str("v2\n");
         } else {
             msg.push_str("v1\n");
         }
+        msg.push_str(if temp_dir { "sweep-tmp\n" } else { "sweep\n" });
         for d in cgroup.dirs() {
             msg.push_str(&d.display().to_string());
             msg.push('\n');
@@ -365,8 +374,9 @@ fn clean(mut r: std::fs::File) {
         return;
     }
     let mut lines = msg.lines();
-    let (Some(pid), Some(kind)) = (
+    let (Some(pid), Some(kind), Some(sweep)) = (
         lines.next().and_then(|p| p.parse::<i32>().ok()),
+        lines.next(),
         lines.next(),
     ) else {
         return;
@@ -389,6 +399,8 @@ fn clean(mut r: std::fs::File) {
     }
     // (Without a pidfd the removal below retries while they exit.)
     Cgroup::remove_dirs(kind == "v2", &dirs);
+    // The launcher left this to us: at idle priority, after its exit.
+    crate::stale::sweep(sweep == "sweep-tmp");
 }
 
 impl Zygote {
@@ -435,8 +447,13 @@ impl Zygote {
             wipe_environment();
             crate::init::main();
         }
-        // Forked while this process is still single-threaded, as the init.
-        let cleaner = Cleaner::fork();
+        // Forked while this process is still single-threaded, as the init;
+        // where the exit holder runs, it removes the cgroup instead.
+        let cleaner = if crate::holder::SUPPORTED {
+            None
+        } else {
+            Cleaner::fork()
+        };
         let run_name = next_run_name();
         Ok(Zygote {
             pid,
@@ -763,11 +780,38 @@ impl Prepared {
         let mut spec_w = spec_w;
         let _ = spec_w.write_all(&spec_json);
         drop(spec_w);
-        // Off the critical path now: the init has what it needs.
-        crate::stale::sweep_once(scratch.is_some());
+        // Leftovers of killed runs. A cleaner (root, with a cgroup) sweeps
+        // after this process has exited, at idle priority; otherwise a
+        // thread, off the critical path now that the init has its spec. An
+        // unprivileged launcher makes no cgroups and can remove none of
+        // root's, so without a scratch directory it has nothing to sweep.
+        let root = unsafe { libc::geteuid() } == 0;
+        match (&cleaner, &cgroup) {
+            (Some(_), Some(_)) => {}
+            // The cgroups' parents only, here: a directory read or two,
+            // cheaper than a thread, while the init joins the cgroup.
+            (None, Some(c)) if scratch.is_none() => {
+                crate::stale::sweep_cgroups(&c.parents());
+            }
+            _ if root || scratch.is_some() => crate::stale::sweep_once(scratch.is_some()),
+            _ => {}
+        }
 
+        let mut idle_relay = None;
         let relay = match &spec.network {
             Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
+                // A detached run's caller waits right away: the waiting
+                // thread polls the listeners and starts the relay on the
+                // first connection (which waits in the backlog meanwhile),
+                // so a command that never connects costs no thread.
+                Ok(l) if spec.detached => {
+                    idle_relay = Some(IdleRelay {
+                        listeners: l,
+                        proxy: net.proxy_socket.clone(),
+                        on_connect: None,
+                    });
+                    None
+                }
                 Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
                     Ok(r) => Some(r),
                     Err(e) => {
@@ -791,6 +835,10 @@ impl Prepared {
             None => None,
         };
         drop(relay_parent);
+        if spec.detached {
+            // While the command runs: see `holder`.
+            crate::holder::start(child.id() as libc::pid_t);
+        }
         let (stdin, stdout, stderr) = stdio;
         Ok(Running {
             stdin,
@@ -800,6 +848,8 @@ impl Prepared {
             report,
             cgroup,
             relay,
+            idle_relay,
+            signals: None,
             scratch,
             writable,
             name_deny,
@@ -941,6 +991,44 @@ impl Running {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// Forwards `signals` to the command while [`Running::wait`] (or its
+    /// variants) waits, without a thread of its own: the waiting thread
+    /// also reads a signalfd. The caller must have blocked them in every
+    /// thread of the process (they would otherwise take their default
+    /// action, or be taken by a thread that does not block them); ones
+    /// that arrive before the wait are forwarded when it starts.
+    pub fn forward_signals(&mut self, signals: &[i32]) -> std::io::Result<()> {
+        let fd = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in signals {
+                libc::sigaddset(&mut set, *s);
+            }
+            libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        self.signals = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(())
+    }
+
+    /// For a detached run ([`JailSpec::detached`]) with network access:
+    /// `f` runs on the waiting thread when the command first connects out,
+    /// before the relay's thread starts (e.g. to start the proxy then). An
+    /// `Err` kills the command and fails the wait with that message.
+    /// `Err(f)` when the relay already runs (not detached, or no network):
+    /// then nothing waits for a first connection.
+    pub fn on_first_connection(&mut self, f: OnConnect) -> Result<(), OnConnect> {
+        match &mut self.idle_relay {
+            Some(idle) => {
+                idle.on_connect = Some(f);
+                Ok(())
+            }
+            None => Err(f),
+        }
+    }
+
     /// Waits for the command (killing it after `timeout`), then collects
     /// usage, removes protected files it planted, and cleans up.
     pub fn wait(self, timeout: Option<Duration>) -> Result<Outcome, JailError> {
@@ -991,6 +1079,11 @@ impl Running {
         let mut report = Report {
             file: self.report,
             data: Vec::new(),
+            pid,
+            signals: self.signals.take(),
+            idle_relay: self.idle_relay.take(),
+            relay: None,
+            relay_error: None,
         };
         let mut timed_out = false;
         let deadline = |d: Duration| Instant::now().checked_add(d);
@@ -1011,7 +1104,8 @@ impl Running {
         }
         let text = String::from_utf8_lossy(&report.data).into_owned();
         let duration_ms = self.started.elapsed().as_millis() as u64;
-        if let Some(r) = self.relay.take() {
+        let relay_error = report.relay_error.take();
+        if let Some(r) = self.relay.take().or(report.relay.take()) {
             if detach {
                 // Nothing inside can connect any more, and this process
                 // exits soon: waking the relay's thread only to end it
@@ -1038,8 +1132,13 @@ impl Running {
             && status_seen
             && match (&self.cgroup, self.cleaner.take()) {
                 (None, _) => true,
-                (Some(c), Some(cleaner)) => cleaner.remove_after(self.child.id() as libc::pid_t, c),
-                (Some(_), None) => false,
+                (Some(c), Some(cleaner)) => {
+                    cleaner.remove_after(self.child.id() as libc::pid_t, c, self.scratch.is_some())
+                }
+                (Some(c), None) => crate::holder::hand_over(crate::holder::Job {
+                    v2: c.v2_kill_file().is_some(),
+                    dirs: c.dirs(),
+                }),
             };
         let init_signal = if detached {
             // The cleaner removes the cgroup.
@@ -1058,6 +1157,10 @@ impl Running {
                 .and_then(|st| std::os::unix::process::ExitStatusExt::signal(&st))
         };
 
+        if let Some(e) = relay_error {
+            // The command was killed for it: no run without its network path.
+            return Err(JailError::Start(e));
+        }
         let mut out = Outcome {
             code: None,
             signal: None,
@@ -1103,11 +1206,32 @@ impl Running {
     }
 }
 
-/// The init's report as it arrives.
+/// The init's report as it arrives, read by the waiting thread, which
+/// meanwhile forwards signals and starts an idle relay on its first
+/// connection (a run that never connects starts no relay thread, and
+/// signals need no thread of their own).
 struct Report {
     file: std::fs::File,
     data: Vec<u8>,
+    /// Where forwarded signals go (the launcher-side init).
+    pid: i32,
+    signals: Option<OwnedFd>,
+    idle_relay: Option<IdleRelay>,
+    relay: Option<Relay>,
+    /// The relay or its `on_connect` failed; the command was killed.
+    relay_error: Option<String>,
 }
+
+/// A detached run's relay listeners before the first connection.
+struct IdleRelay {
+    listeners: Vec<std::net::TcpListener>,
+    proxy: PathBuf,
+    /// Run first, on the waiting thread (the caller starts its proxy).
+    on_connect: Option<OnConnect>,
+}
+
+/// What a detached run's caller does when the jail first connects out.
+pub type OnConnect = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
 impl Report {
     /// Reads up to pid 1's status line, or to end-of-file; `false` when
@@ -1116,23 +1240,46 @@ impl Report {
         use std::os::fd::AsRawFd;
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return false;
+            let ms = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    // Rounded up: never wake before the deadline and spin.
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
                 }
-                let mut p = libc::pollfd {
-                    fd: self.file.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // Rounded up: never wake before the deadline and spin.
-                let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-                match unsafe { libc::poll(&mut p, 1, ms) } {
-                    0 => continue,
-                    r if r < 0 && crate::sys::errno() == libc::EINTR => continue,
-                    _ => {}
+                None => -1,
+            };
+            let pfd = |fd: RawFd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let mut p = vec![pfd(self.file.as_raw_fd())];
+            p.extend(self.signals.as_ref().map(|s| pfd(s.as_raw_fd())));
+            let sig_at = self.signals.as_ref().map(|_| p.len() - 1);
+            let relay_from = p.len();
+            if let Some(idle) = &self.idle_relay {
+                p.extend(idle.listeners.iter().map(|l| pfd(l.as_raw_fd())));
+            }
+            match unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) } {
+                0 => continue,
+                r if r < 0 && crate::sys::errno() == libc::EINTR => continue,
+                r if r < 0 => {
+                    // Cannot wait: read (blocking) rather than spin.
+                    p[0].revents = libc::POLLIN;
                 }
+                _ => {}
+            }
+            if sig_at.is_some_and(|i| p[i].revents != 0) {
+                self.forward_signals();
+            }
+            if p[relay_from..].iter().any(|x| x.revents != 0) {
+                self.start_relay();
+            }
+            if p[0].revents == 0 {
+                continue;
             }
             match self.file.read(&mut buf) {
                 Ok(0) => return true,
@@ -1155,6 +1302,52 @@ impl Report {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return true,
+            }
+        }
+    }
+
+    /// Sends every pending forwarded signal on to the init.
+    fn forward_signals(&mut self) {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = &self.signals else { return };
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        loop {
+            let n = unsafe {
+                libc::read(
+                    fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
+            if n != size as isize {
+                // EAGAIN: none left (the descriptor is non-blocking).
+                return;
+            }
+            unsafe { libc::kill(self.pid, info.ssi_signo as i32) };
+        }
+    }
+
+    /// The first connection: the caller's `on_connect`, then the relay's
+    /// thread, which accepts it. Either failing kills the command (no run
+    /// without its network path); the error is returned after its status.
+    fn start_relay(&mut self) {
+        let Some(idle) = self.idle_relay.take() else {
+            return;
+        };
+        let started = match idle.on_connect {
+            Some(f) => f(),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            Relay::start(idle.listeners, idle.proxy)
+                .map_err(|e| format!("start the network relay: {e}"))
+        });
+        match started {
+            Ok(r) => self.relay = Some(r),
+            Err(e) => {
+                self.relay_error = Some(e);
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
             }
         }
     }

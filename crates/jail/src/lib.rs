@@ -16,6 +16,7 @@
 //! does). No helper programs are needed.
 
 pub mod cgroup;
+mod holder;
 pub mod init;
 mod landlock_rules;
 mod launch;
@@ -30,8 +31,8 @@ mod symlinks;
 mod sys;
 
 pub use launch::{
-    spawn, spawn_in, Finding, JailError, JailSpec, NetworkAccess, Outcome, Running, Zygote,
-    DEFAULT_HOST_ID, RELAY_PORT, SOCKS_PORT,
+    spawn, spawn_in, Finding, JailError, JailSpec, NetworkAccess, OnConnect, Outcome, Running,
+    Zygote, DEFAULT_HOST_ID, RELAY_PORT, SOCKS_PORT,
 };
 
 /// The argument that makes the `airlock` binary act as the jail's init.

@@ -41,6 +41,12 @@ pub fn sweep(temp_dir: bool) -> usize {
     removed
 }
 
+/// [`sweep`] of the given cgroup parents alone (a run's `airlock`
+/// directories), on this thread.
+pub fn sweep_cgroups(parents: &[PathBuf]) -> usize {
+    parents.iter().map(|p| sweep_dir(p, "run-")).sum()
+}
+
 fn cgroup_parents() -> Vec<PathBuf> {
     match cgroup_layout() {
         CgroupLayout::V2(root) => vec![root.join("airlock")],

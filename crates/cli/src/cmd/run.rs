@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
 
 use airlock_config::{parse_duration, Config, HostPattern};
 use airlock_jail::JailSpec;
@@ -113,11 +114,11 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
 
     // The proxy lives in this process, outside the jail; the jail reaches
     // it only through the relay on its own loopback. Its socket is bound
-    // now, before the jail starts, and its runtime starts on the first
-    // connection (which waits in the backlog meanwhile): a command that
-    // never connects costs one sleeping thread, and nothing competes with
-    // the jail's start-up for the two cores.
-    let pending = crate::egress::prepare(
+    // now, before the jail starts, and the proxy starts on the jail's first
+    // connection (which waits in the backlog meanwhile), from the thread
+    // that waits for the run: a command that never connects costs no
+    // thread, and nothing competes with the jail's start-up for the cores.
+    let mut pending = crate::egress::prepare(
         &config,
         &format!("run-{}", std::process::id()),
         audit.as_ref(),
@@ -135,7 +136,7 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
             [Stdio::inherit(), Stdio::inherit(), Stdio::inherit()],
         ),
     };
-    let running = match spawned {
+    let mut running = match spawned {
         Ok(r) => r,
         Err(e) => {
             if let Some(p) = pending {
@@ -144,23 +145,51 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
             return Err(e.into());
         }
     };
-    let egress = match pending.map(|p| p.start_lazy()).transpose() {
-        Ok(e) => e,
-        Err(e) => {
-            // Fail closed: no run without its proxy (and its audit).
+    // Sockets of runs killed before they removed theirs: a directory read
+    // here, while the jail builds, costs less than a thread.
+    if let Some(p) = &mut pending {
+        p.sweep_stale();
+    }
+    let egress = Arc::new(Mutex::new(pending.map(Proxy::Pending)));
+    let slot = egress.clone();
+    let start_proxy: airlock_jail::OnConnect = Box::new(move || {
+        let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
+        match g.take() {
+            Some(Proxy::Pending(p)) => {
+                let e = p.start().map_err(|e| format!("the egress proxy: {e:#}"))?;
+                *g = Some(Proxy::Serving(e));
+                Ok(())
+            }
+            other => {
+                *g = other;
+                Ok(())
+            }
+        }
+    });
+    if let Err(start_now) = running.on_first_connection(start_proxy) {
+        // The relay already runs: serve from now on. Fail closed: no run
+        // without its proxy (and its audit).
+        if let Err(e) = start_now() {
             running.signal(libc::SIGKILL);
             let _ = running.wait(None);
-            return Err(e);
+            return Err(anyhow!(e));
         }
-    };
-    let pid = running.pid() as i32;
-    std::thread::spawn(move || forward_signals(signals, pid));
-    // While the command runs: the exit that follows the run leaves the
-    // address space's teardown to it.
-    crate::early::holder::start();
+    }
+    if running.forward_signals(FORWARDED).is_err() {
+        let pid = running.pid() as i32;
+        std::thread::spawn(move || forward_signals(signals, pid));
+    }
     // The proxy stops while the jail's own processes exit.
     let (outcome, records) = running.wait_detached(Some(timeout), || {
-        egress.map(|e| e.finish_exiting()).unwrap_or_default()
+        let proxy = egress.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match proxy {
+            Some(Proxy::Serving(e)) => e.finish_exiting(),
+            Some(Proxy::Pending(p)) => {
+                p.abandon();
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
     })?;
     for f in &outcome.findings {
         eprintln!(
@@ -205,6 +234,12 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
             .with_context(|| format!("--report {}", path.display()))?;
     }
     Ok(ExitCode::from(outcome.exit_status().clamp(0, 255) as u8))
+}
+
+/// The run's egress proxy: bound, or serving since the first connection.
+enum Proxy {
+    Pending(crate::egress::Pending),
+    Serving(crate::egress::Egress),
 }
 
 /// As root, the command runs as the workdir's owner, the same rule
