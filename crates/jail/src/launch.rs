@@ -799,42 +799,47 @@ impl Prepared {
 
         let mut idle_relay = None;
         let relay = match &spec.network {
-            Some(net) => match crate::relay::receive_listeners(&relay_parent, 2) {
-                // A detached run's caller waits right away: the waiting
-                // thread polls the listeners and starts the relay on the
-                // first connection (which waits in the backlog meanwhile),
-                // so a command that never connects costs no thread.
-                Ok(l) if spec.detached => {
-                    idle_relay = Some(IdleRelay {
-                        listeners: l,
-                        proxy: net.proxy_socket.clone(),
-                        on_connect: None,
-                    });
-                    None
-                }
-                Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        child.kill();
+            // A detached run's caller waits right away: the waiting thread
+            // receives the listeners when the init sends them (this thread
+            // does not sleep for them here), polls them and starts the
+            // relay on the first connection (which waits in the backlog
+            // meanwhile), so a command that never connects costs no thread.
+            Some(net) if spec.detached => {
+                idle_relay = Some(IdleRelay {
+                    source: Some(relay_parent),
+                    listeners: Vec::new(),
+                    proxy: net.proxy_socket.clone(),
+                    on_connect: None,
+                });
+                None
+            }
+            Some(net) => {
+                let received = crate::relay::receive_listeners(&relay_parent, 2);
+                drop(relay_parent);
+                match received {
+                    Ok(l) => match Relay::start(l, net.proxy_socket.clone()) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            child.kill();
+                            let _ = child.wait();
+                            cleanup(scratch.as_deref(), cgroup);
+                            return Err(JailError::Start(format!("start the network relay: {e}")));
+                        }
+                    },
+                    Err(_) => {
+                        // The init failed before listening: its report says why.
                         let _ = child.wait();
+                        let mut s = String::new();
+                        let _ = report.read_to_string(&mut s);
                         cleanup(scratch.as_deref(), cgroup);
-                        return Err(JailError::Start(format!("start the network relay: {e}")));
+                        return Err(setup_error(&s).unwrap_or_else(|| {
+                            JailError::Setup("the jail exited during network setup".into())
+                        }));
                     }
-                },
-                Err(_) => {
-                    // The init failed before listening: its report says why.
-                    let _ = child.wait();
-                    let mut s = String::new();
-                    let _ = report.read_to_string(&mut s);
-                    cleanup(scratch.as_deref(), cgroup);
-                    return Err(setup_error(&s).unwrap_or_else(|| {
-                        JailError::Setup("the jail exited during network setup".into())
-                    }));
                 }
-            },
+            }
             None => None,
         };
-        drop(relay_parent);
         if spec.detached {
             // While the command runs: see `holder`.
             crate::holder::start(child.id() as libc::pid_t);
@@ -1224,6 +1229,8 @@ struct Report {
 
 /// A detached run's relay listeners before the first connection.
 struct IdleRelay {
+    /// Where the init sends them, until they are received.
+    source: Option<std::os::unix::net::UnixStream>,
     listeners: Vec<std::net::TcpListener>,
     proxy: PathBuf,
     /// Run first, on the waiting thread (the caller starts its proxy).
@@ -1261,7 +1268,10 @@ impl Report {
             let sig_at = self.signals.as_ref().map(|_| p.len() - 1);
             let relay_from = p.len();
             if let Some(idle) = &self.idle_relay {
-                p.extend(idle.listeners.iter().map(|l| pfd(l.as_raw_fd())));
+                match &idle.source {
+                    Some(src) => p.push(pfd(src.as_raw_fd())),
+                    None => p.extend(idle.listeners.iter().map(|l| pfd(l.as_raw_fd()))),
+                }
             }
             match unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) } {
                 0 => continue,
@@ -1276,7 +1286,11 @@ impl Report {
                 self.forward_signals();
             }
             if p[relay_from..].iter().any(|x| x.revents != 0) {
-                self.start_relay();
+                if self.idle_relay.as_ref().is_some_and(|i| i.source.is_some()) {
+                    self.receive_relay();
+                } else {
+                    self.start_relay();
+                }
             }
             if p[0].revents == 0 {
                 continue;
@@ -1325,6 +1339,29 @@ impl Report {
                 return;
             }
             unsafe { libc::kill(self.pid, info.ssi_signo as i32) };
+        }
+    }
+
+    /// The init has sent the relay's listeners (or failed before: then its
+    /// report says why, and there is no relay).
+    fn receive_relay(&mut self) {
+        let Some(idle) = &mut self.idle_relay else {
+            return;
+        };
+        let Some(src) = idle.source.take() else {
+            return;
+        };
+        match crate::relay::receive_listeners(&src, 2) {
+            Ok(l) => idle.listeners = l,
+            Err(e) => {
+                self.idle_relay = None;
+                if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    // Listening sockets nobody accepts on would leave the
+                    // command's connections hanging: fail the run instead.
+                    self.relay_error = Some(format!("receive the relay's sockets: {e}"));
+                    unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                }
+            }
         }
     }
 
