@@ -54,19 +54,15 @@ pub fn start(
         .transpose()
 }
 
-/// A proxy whose socket is bound (and whose credential, CA bundle and
-/// directories exist) but that does not serve yet: everything a jail needs
-/// to be configured, without the runtime, so `airlock run` can start the
-/// jail first and the proxy beside it. A connection made before
-/// [`Pending::start`] waits in the socket's backlog.
+/// A proxy whose socket path, credential, CA bundle and directories exist
+/// but that neither listens nor serves yet: everything a jail needs to be
+/// configured, so `airlock run` can start the jail first and the proxy
+/// when the jail first connects out ([`Pending::start`] binds the socket).
 pub struct Pending {
-    listener: std::os::unix::net::UnixListener,
     opts: ProxyOptions,
     pub access: NetworkAccess,
     /// The run's own directories and socket, removed at the end.
     dirs: Vec<PathBuf>,
-    /// [`Pending::sweep_stale`] ran: serving starts no sweep thread.
-    swept: bool,
 }
 
 /// Everything of [`start`] but the serving; `None` when the config allows
@@ -146,11 +142,7 @@ fn prepare_in(
             std::fs::read_to_string(f).with_context(|| format!("--upstream-ca {}", f.display()))?,
         );
     }
-    // Removed with the rest if anything fails from here.
-    dirs.push(sock.clone());
-    let listener = airlock_proxy::bind_unix(&sock).context("start the egress proxy")?;
     Ok(Pending {
-        listener,
         opts,
         access: NetworkAccess {
             proxy_socket: sock,
@@ -159,26 +151,17 @@ fn prepare_in(
             ca_bundle,
         },
         dirs: std::mem::take(dirs),
-        swept: false,
     })
 }
 
 impl Pending {
-    /// Starts serving on the bound socket (a runtime and its threads).
-    /// (`airlock run` calls it on the jail's first connection: a
-    /// connection made before waits in the socket's backlog.)
+    /// Binds the socket and serves on it (a runtime and its threads);
+    /// first removes the sockets that dead runs left in the shared socket
+    /// directory. `airlock run` calls it on the jail's first connection
+    /// (the relay connects once it returns), so a run that never connects
+    /// makes no socket, and none of this is on its start or exit path.
     pub fn start(self) -> anyhow::Result<Egress> {
         self.serve()
-    }
-
-    /// Removes the sockets of dead runs from the shared socket directory
-    /// now, on this thread (a directory read: cheaper than the thread
-    /// serving would otherwise start for it).
-    pub fn sweep_stale(&mut self) {
-        if let Some(dir) = self.shared_dir() {
-            sweep_stale_sockets(&dir);
-        }
-        self.swept = true;
     }
 
     /// The shared socket directory, when the socket is in one.
@@ -194,21 +177,24 @@ impl Pending {
     }
 
     fn serve(self) -> anyhow::Result<Egress> {
-        let shared = self.shared_dir().filter(|_| !self.swept);
+        if let Some(dir) = self.shared_dir() {
+            sweep_stale_sockets(&dir);
+        }
         let Pending {
-            listener,
             opts,
             access,
-            dirs,
-            ..
+            mut dirs,
         } = self;
         let audited = opts.sink.is_some();
-        if let Some(dir) = shared {
-            // Off the critical path: the jail is already starting.
-            let _ = std::thread::Builder::new()
-                .name("airlock-egress-sweep".into())
-                .spawn(move || sweep_stale_sockets(&dir));
-        }
+        // Removed with the rest if anything fails from here.
+        dirs.push(access.proxy_socket.clone());
+        let listener = match airlock_proxy::bind_unix(&access.proxy_socket) {
+            Ok(l) => l,
+            Err(e) => {
+                remove_paths(&dirs);
+                return Err(anyhow::Error::new(e).context("start the egress proxy"));
+            }
+        };
         match airlock_proxy::serve_unix_blocking(listener, &access.proxy_socket, opts) {
             Ok(proxy) => Ok(Egress {
                 proxy,

@@ -113,12 +113,13 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
     spec.detached = true;
 
     // The proxy lives in this process, outside the jail; the jail reaches
-    // it only through the relay on its own loopback. Its socket is bound
-    // now, before the jail starts, and the proxy starts on the jail's first
-    // connection (which waits in the backlog meanwhile), from the thread
-    // that waits for the run: a command that never connects costs no
-    // thread, and nothing competes with the jail's start-up for the cores.
-    let mut pending = crate::egress::prepare(
+    // it only through the relay on its own loopback. Its credential and
+    // files are made now; its socket is bound and it starts on the jail's
+    // first connection (which waits in the relay's backlog meanwhile), from
+    // the thread that waits for the run: a command that never connects
+    // costs no thread and no socket file, and nothing competes with the
+    // jail's start-up for the cores.
+    let pending = crate::egress::prepare(
         &config,
         &format!("run-{}", std::process::id()),
         audit.as_ref(),
@@ -145,11 +146,6 @@ fn run_inner(args: Args, zygote: Option<airlock_jail::Zygote>) -> anyhow::Result
             return Err(e.into());
         }
     };
-    // Sockets of runs killed before they removed theirs: a directory read
-    // here, while the jail builds, costs less than a thread.
-    if let Some(p) = &mut pending {
-        p.sweep_stale();
-    }
     let egress = Arc::new(Mutex::new(pending.map(Proxy::Pending)));
     let slot = egress.clone();
     let start_proxy: airlock_jail::OnConnect = Box::new(move || {
