@@ -18,6 +18,7 @@ both_modes!(
     a_submodule_git_dir_is_protected,
     a_linked_worktree_git_dir_is_protected,
     a_replaced_git_dir_does_not_keep_its_config,
+    git_alternates_are_protected,
 );
 
 /// `git init` plus one empty commit in `dir`, on the host.
@@ -260,4 +261,73 @@ fn a_linked_worktree_git_dir_is_protected(j: &Jail) {
     let _ = git(&d.path().join("wt")).arg("status").status().unwrap();
     assert!(!mark.exists(), "the planted fsmonitor ran on the host");
     assert!(!w.join(".git/worktrees/wt/config.worktree").exists());
+}
+
+/// `objects/info/alternates` makes git — and airlock's git tools, which
+/// run outside the jail — read another repository's objects as this one's:
+/// naming a private repository there would let the next host read return
+/// its contents. A planted one is removed after the run (with
+/// `http-alternates`); an existing one is read-only.
+fn git_alternates_are_protected(j: &Jail) {
+    let d = workdir();
+    let w = d.path().join("w");
+    let private = tempfile::tempdir().unwrap();
+    host_repo(private.path());
+    let out = Command::new("git")
+        .current_dir(private.path())
+        .args(["hash-object", "-w", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"TOP SECRET\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(secret.len(), 40);
+    for r in ["r1", "r2"] {
+        host_repo(&w.join(r));
+    }
+    std::fs::write(w.join("r2/.git/objects/info/alternates"), "").unwrap();
+    chown_tree(&w);
+    let objects = private.path().join(".git/objects");
+    let script = format!(
+        "echo {o} > r1/.git/objects/info/alternates; echo {o} > r1/.git/objects/info/http-alternates; \
+         echo {o} >> r2/.git/objects/info/alternates; true",
+        o = objects.display()
+    );
+    let has_secret = |repo: &Path| {
+        git(repo)
+            .args(["cat-file", "-e", &secret])
+            .status()
+            .unwrap()
+            .success()
+    };
+    // The control: on the host, the alternates file is all it takes.
+    let ctl = tempfile::tempdir().unwrap();
+    host_repo(ctl.path());
+    assert!(!has_secret(ctl.path()));
+    std::fs::write(
+        ctl.path().join(".git/objects/info/alternates"),
+        format!("{}\n", objects.display()),
+    )
+    .unwrap();
+    assert!(has_secret(ctl.path()));
+
+    let rep = run_jail(j, &w, &script);
+    for r in ["r1", "r2"] {
+        assert!(!has_secret(&w.join(r)), "{r} reads the private objects");
+    }
+    let removed = |p: &str| (p.to_string(), "removed".to_string());
+    assert_eq!(
+        findings(&rep, &w),
+        vec![
+            removed("/r1/.git/objects/info/alternates"),
+            removed("/r1/.git/objects/info/http-alternates"),
+        ]
+    );
+    let kept = std::fs::read_to_string(w.join("r2/.git/objects/info/alternates")).unwrap();
+    assert_eq!(kept, "");
 }

@@ -71,10 +71,19 @@ pub const PROTECTED_NAMES: &[&str] = &[
     ".idea",
     "airlock.yaml",
 ];
-/// Inside any `.git` directory. `commondir` names another directory whose
-/// config and hooks git uses instead; `config.worktree` is read as config
-/// when the repository enables it.
-pub const PROTECTED_IN_GIT: &[&str] = &["hooks", "config", "commondir", "config.worktree"];
+/// Inside any `.git` directory (entries with a `/` are paths below it).
+/// `commondir` names another directory whose config and hooks git uses
+/// instead; `config.worktree` is read as config when the repository
+/// enables it; `alternates` name other repositories whose objects git (and
+/// airlock's git tools, outside the jail) read as this one's.
+pub const PROTECTED_IN_GIT: &[&str] = &[
+    "hooks",
+    "config",
+    "commondir",
+    "config.worktree",
+    "objects/info/alternates",
+    "objects/info/http-alternates",
+];
 
 /// Most entries the walk before a run looks at per writable root, so a
 /// huge tree cannot stall every run's start; past it the run is refused
@@ -101,24 +110,32 @@ pub fn is_protected(path: &Path) -> bool {
     if PROTECTED_NAMES.contains(&name) {
         return true;
     }
-    if !PROTECTED_IN_GIT.contains(&name) {
-        return false;
-    }
-    if path
-        .parent()
-        .and_then(|p| p.file_name())
-        .is_some_and(|p| p == ".git")
-    {
+    PROTECTED_IN_GIT.iter().any(|entry| {
+        // Strip the entry's components from the end; what is left must be
+        // a git dir.
+        let mut git_dir = path;
+        for want in entry.rsplit('/') {
+            match (git_dir.file_name(), git_dir.parent()) {
+                (Some(n), Some(p)) if n == want => git_dir = p,
+                _ => return false,
+            }
+        }
+        is_git_dir(git_dir)
+    })
+}
+
+fn is_git_dir(dir: &Path) -> bool {
+    if dir.file_name().is_some_and(|n| n == ".git") {
         return true;
     }
     // A submodule's git dir (`.git/modules/NAME/`, NAME may hold slashes
     // and nest further modules) and a linked worktree's
     // (`.git/worktrees/NAME/`): git runs their config and hooks too.
-    let parts: Vec<_> = path.components().map(|c| c.as_os_str()).collect();
+    let parts: Vec<_> = dir.components().map(|c| c.as_os_str()).collect();
     parts
         .windows(2)
         .any(|w| w[0] == ".git" && (w[1] == "modules" || w[1] == "worktrees"))
-        && path.with_file_name("HEAD").is_file()
+        && dir.join("HEAD").is_file()
 }
 
 /// What a walk of the writable roots found.
@@ -168,9 +185,26 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String], limit: Option<usize>) -> Fo
                 if ft.is_file() && e.metadata().is_ok_and(|m| m.mode() & SETID_BITS != 0) {
                     f.setid.insert(p.clone());
                 }
-                // Git's object store holds nothing to hide or protect and is
-                // most of a large repository's entries.
+                // Git's object store is most of a large repository's
+                // entries and holds nothing to hide; of what to protect only
+                // `info/` (alternates), looked at directly. `info` must be a
+                // real directory: the scan removes what it finds, never
+                // through a link.
                 let git_objects = name == "objects" && dir.file_name().is_some_and(|d| d == ".git");
+                if git_objects && ft.is_dir() {
+                    let info = p.join("info");
+                    if std::fs::symlink_metadata(&info).is_ok_and(|m| m.is_dir()) {
+                        for entry in PROTECTED_IN_GIT {
+                            let Some(rest) = entry.strip_prefix("objects/info/") else {
+                                continue;
+                            };
+                            let a = info.join(rest);
+                            if std::fs::symlink_metadata(&a).is_ok() {
+                                f.protected.insert(a);
+                            }
+                        }
+                    }
+                }
                 if ft.is_dir() && !f.protected.contains(&p) && !git_objects {
                     stack.push(p);
                 }
@@ -198,6 +232,49 @@ mod tests {
         assert!(is_protected(Path::new("/w/.bashrc")));
         assert!(!is_protected(Path::new("/w/hooks")));
         assert!(is_protected(Path::new("/w/.git/commondir")));
+        assert!(is_protected(Path::new("/w/.git/objects/info/alternates")));
+        assert!(is_protected(Path::new(
+            "/w/a/.git/objects/info/http-alternates"
+        )));
+        assert!(!is_protected(Path::new("/w/objects/info/alternates")));
+        assert!(!is_protected(Path::new("/w/.git/info/alternates")));
+        assert!(!is_protected(Path::new("/w/.git/x/info/alternates")));
+        assert!(!is_protected(Path::new("alternates")));
+    }
+
+    /// Alternates are found below `.git/objects` (otherwise not walked) and
+    /// below a submodule's git dir; never through a linked `info`.
+    #[test]
+    fn alternates_are_protected() {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        std::fs::create_dir_all(w.join(".git/objects/info")).unwrap();
+        std::fs::create_dir_all(w.join(".git/objects/ab")).unwrap();
+        std::fs::write(w.join(".git/objects/info/alternates"), "/x\n").unwrap();
+        std::fs::write(w.join(".git/objects/info/http-alternates"), "").unwrap();
+        let m = w.join(".git/modules/sub");
+        std::fs::create_dir_all(m.join("objects/info")).unwrap();
+        std::fs::write(m.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(m.join("objects/info/alternates"), "/x\n").unwrap();
+        let elsewhere = w.join("elsewhere/info");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("alternates"), "/x\n").unwrap();
+        std::fs::create_dir_all(w.join("b/.git/objects")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, w.join("b/.git/objects/info")).unwrap();
+        let f = walk(&[w.to_path_buf()], &[], None);
+        let got: Vec<_> = f
+            .protected
+            .iter()
+            .map(|p| p.strip_prefix(w).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ".git/modules/sub/objects/info/alternates",
+                ".git/objects/info/alternates",
+                ".git/objects/info/http-alternates",
+            ]
+        );
     }
 
     #[test]
