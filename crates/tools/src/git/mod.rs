@@ -2,8 +2,10 @@
 //! configured repositories (bare or working) through gix. Everything is read
 //! from the object database — never from a working tree on disk — so a
 //! symlink in the tree is data to report, not a path to follow, and nothing
-//! outside the repository is reachable.
+//! outside the repository is reachable: `guard` refuses git directories
+//! that redirect elsewhere and confines each call's thread to its own.
 
+mod guard;
 mod names;
 mod ops;
 
@@ -201,16 +203,25 @@ impl ToolImpl for GitTool {
         let op = self.op;
         let timeout = limits.timeout;
         let tool = self.name.clone();
-        let job = tokio::task::spawn_blocking(move || match op {
-            GitOp::ReadFile => ops::read_file(&req),
-            GitOp::ListFiles => ops::list_files(&req),
-            GitOp::Log => ops::log(&req),
-        });
+        // A thread of its own, not the blocking pool: the call confines it
+        // with Landlock (see `guard`), which must not outlive the call.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("airlock-git".into())
+            .spawn(move || {
+                let _ = tx.send(ops::run(op, &req));
+            });
+        if let Err(e) = spawned {
+            tracing::error!(tool = %tool, error = %e, "cannot start a git worker");
+            return Err(ToolError::failed(
+                "internal error while reading the repository",
+            ));
+        }
         tokio::select! {
-            r = job => match r {
+            r = rx => match r {
                 Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(tool = %tool, error = %e, "git worker panicked");
+                Err(_) => {
+                    tracing::error!(tool = %tool, "git worker panicked");
                     Err(ToolError::failed("internal error while reading the repository"))
                 }
             },

@@ -3,7 +3,7 @@
 //! cancellation ends it promptly.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use gix::ObjectId;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::{guard, GitOp};
 use crate::{ToolError, ToolOutput};
 
 /// Bytes inspected to tell text from binary (as git does: a NUL in the
@@ -53,27 +54,52 @@ impl Request {
 /// sees pushes; a repository that fails to open is not cached.
 pub type RepoCache = Arc<Mutex<HashMap<String, gix::ThreadSafeRepository>>>;
 
-fn open(req: &Request) -> Result<gix::Repository, ToolError> {
-    if let Some(r) = req
-        .cache
-        .lock()
-        .ok()
-        .and_then(|c| c.get(&req.repo_name).cloned())
-    {
-        return Ok(r.to_thread_local());
+/// The one way into a repository for every git kind, on the call's own
+/// thread: check the git directory, confine the thread to it, open it
+/// isolated, then do `op`.
+pub fn run(op: GitOp, req: &Request) -> Result<ToolOutput, ToolError> {
+    let git = guard::prepare(&req.repo_name, &req.repo_path)?;
+    let cached = if guard::confine(&req.repo_name, &git)? {
+        true
+    } else {
+        // No Landlock: a handle opened earlier may have loaded whatever was
+        // there then, so open afresh after checking the whole directory.
+        guard::no_links_anywhere(&req.repo_name, &git)?;
+        false
+    };
+    let repo = open(req, &git.path, cached)?;
+    match op {
+        GitOp::ReadFile => read_file(&repo, req),
+        GitOp::ListFiles => list_files(&repo, req),
+        GitOp::Log => log(&repo, req),
     }
-    // Isolated: no global or user git config, no environment overrides;
-    // only the repository itself is read.
-    let opts = gix::open::Options::isolated();
-    let repo = gix::ThreadSafeRepository::open_opts(&req.repo_path, opts).map_err(|e| {
-        tracing::warn!(repo = %req.repo_name, path = %req.repo_path.display(), error = %e, "cannot open repository");
+}
+
+fn open(req: &Request, git_dir: &Path, cached: bool) -> Result<gix::Repository, ToolError> {
+    if cached {
+        if let Some(r) = req
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&req.repo_name).cloned())
+        {
+            return Ok(r.to_thread_local());
+        }
+    }
+    // Isolated: no system, global or user git config, no environment
+    // overrides, no config includes; the checked git directory as is.
+    let opts = gix::open::Options::isolated().open_path_as_is(true);
+    let repo = gix::ThreadSafeRepository::open_opts(git_dir, opts).map_err(|e| {
+        tracing::warn!(repo = %req.repo_name, path = %git_dir.display(), error = %e, "cannot open repository");
         ToolError::failed(format!(
             "repository `{}` is not available right now; tell the operator",
             req.repo_name
         ))
     })?;
-    if let Ok(mut c) = req.cache.lock() {
-        c.insert(req.repo_name.clone(), repo.clone());
+    if cached {
+        if let Ok(mut c) = req.cache.lock() {
+            c.insert(req.repo_name.clone(), repo.clone());
+        }
     }
     Ok(repo.to_thread_local())
 }
@@ -114,9 +140,8 @@ fn kind_name(mode: gix::object::tree::EntryMode) -> &'static str {
     }
 }
 
-pub fn read_file(req: &Request) -> Result<ToolOutput, ToolError> {
-    let repo = open(req)?;
-    let commit = commit(&repo, req)?;
+fn read_file(repo: &gix::Repository, req: &Request) -> Result<ToolOutput, ToolError> {
+    let commit = commit(repo, req)?;
     let tree = commit.tree().map_err(internal)?;
     let entry = tree
         .lookup_entry(req.path.split('/'))
@@ -200,9 +225,8 @@ pub fn read_file(req: &Request) -> Result<ToolOutput, ToolError> {
     })
 }
 
-pub fn list_files(req: &Request) -> Result<ToolOutput, ToolError> {
-    let repo = open(req)?;
-    let commit = commit(&repo, req)?;
+fn list_files(repo: &gix::Repository, req: &Request) -> Result<ToolOutput, ToolError> {
+    let commit = commit(repo, req)?;
     let root = commit.tree().map_err(internal)?;
     let start: ObjectId = if req.path.is_empty() {
         root.id
@@ -306,9 +330,8 @@ fn rfc3339(seconds: i64) -> String {
         .unwrap_or_default()
 }
 
-pub fn log(req: &Request) -> Result<ToolOutput, ToolError> {
-    let repo = open(req)?;
-    let tip = commit(&repo, req)?;
+fn log(repo: &gix::Repository, req: &Request) -> Result<ToolOutput, ToolError> {
+    let tip = commit(repo, req)?;
     let max = req.max_entries as usize;
     let walk = repo
         .rev_walk([tip.id])
@@ -327,7 +350,7 @@ pub fn log(req: &Request) -> Result<ToolOutput, ToolError> {
         }
         let info = info.map_err(internal)?;
         if !req.path.is_empty() {
-            let here = id_at(&repo, info.id, &req.path)?;
+            let here = id_at(repo, info.id, &req.path)?;
             let parents: Vec<ObjectId> = info.parent_ids().map(|p| p.detach()).collect();
             let changed = if parents.is_empty() {
                 here.is_some()
@@ -336,7 +359,7 @@ pub fn log(req: &Request) -> Result<ToolOutput, ToolError> {
                 // side unchanged is not a change, as in `git log PATH`).
                 let mut all = true;
                 for p in parents {
-                    if id_at(&repo, p, &req.path)? == here {
+                    if id_at(repo, p, &req.path)? == here {
                         all = false;
                         break;
                     }
