@@ -1,10 +1,11 @@
 //! The jail's seccomp filter on the real kernel: a forked child installs
 //! it and makes each denied call class (every call denied outright, the
 //! namespace flags of clone, clone3, terminal injection, the refused socket
-//! families, setuid/setgid bits through each chmod call, x32 numbers, a
-//! foreign architecture), and ordinary calls. A control child without the
-//! filter makes the argument-rule and x32 calls too, to show that their
-//! errors come from the filter and not from the kernel.
+//! families, setuid/setgid bits through each chmod call and in a creation
+//! mode through open, openat, creat, mknod and mknodat, openat2, x32
+//! numbers, a foreign architecture), and ordinary calls. A control child
+//! without the filter makes the argument-rule and x32 calls too, to show
+//! that their errors come from the filter and not from the kernel.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,6 +28,7 @@ fn probe(name: &str, nr: libc::c_long, args: [u64; 6]) -> Probe {
 
 const X32: libc::c_long = 0x4000_0000;
 const SYS_FCHMODAT2: libc::c_long = 452;
+const SYS_OPENAT2: libc::c_long = 437;
 const HI: u64 = 1 << 32;
 
 /// Runs the probes in a forked child, with or without the jail's filter,
@@ -98,6 +100,7 @@ struct Fixture {
     _file: std::fs::File,
     _pipe: [OwnedFd; 2],
     _out: Box<[u64; 1]>,
+    _names: Vec<CString>,
     /// The calls the filter must refuse because of an argument or x32, and
     /// the errno it gives.
     refused: Vec<(Probe, i32)>,
@@ -217,6 +220,47 @@ fn fixture() -> Fixture {
             eperm,
         ));
     }
+    // Setuid/setgid bits at creation: a new file, an existing one, with and
+    // without O_CREAT, with high bits. Without the filter each of these
+    // creates or opens the file.
+    let mut names = Vec::new();
+    let mut name = |n: &str| {
+        let c = CString::new(dir.path().join(n).as_os_str().as_encoded_bytes()).unwrap();
+        let ptr = c.as_ptr() as u64;
+        names.push(c);
+        ptr
+    };
+    let creat = (libc::O_CREAT | libc::O_WRONLY) as u64;
+    let ifreg = u64::from(libc::S_IFREG);
+    for (n, mode) in [
+        ("4755", 0o4755),
+        ("2755", 0o2755),
+        ("6755 high bits", HI | 0o6755),
+    ] {
+        let new = name(&format!("new {n}"));
+        let (nod, nodat) = (name(&format!("mknod {n}")), name(&format!("mknodat {n}")));
+        for (what, nr, args) in [
+            ("open", libc::SYS_open, [new, creat, mode, 0, 0, 0]),
+            ("open existing", libc::SYS_open, [p, creat, mode, 0, 0, 0]),
+            ("open no O_CREAT", libc::SYS_open, [p, 0, mode, 0, 0, 0]),
+            ("openat", libc::SYS_openat, [at, new, creat, mode, 0, 0]),
+            ("creat", libc::SYS_creat, [new, mode, 0, 0, 0, 0]),
+            ("mknod", libc::SYS_mknod, [nod, ifreg | mode, 0, 0, 0, 0]),
+            (
+                "mknodat",
+                libc::SYS_mknodat,
+                [at, nodat, ifreg | mode, 0, 0, 0],
+            ),
+        ] {
+            refused.push((probe(&format!("{what} {n}"), nr, args), eperm));
+        }
+    }
+    // Its mode is in memory the filter cannot read: ENOSYS, so that
+    // programs fall back to openat. Without the filter: EFAULT.
+    refused.push((
+        probe("openat2", SYS_OPENAT2, [at, p, 0, 24, 0, 0]),
+        libc::ENOSYS,
+    ));
     // x32 numbers, of an ordinary call and of denied ones.
     for (n, nr) in [
         ("x32 getpid", libc::SYS_getpid),
@@ -248,6 +292,44 @@ fn fixture() -> Fixture {
         ),
         probe("fchmod 0600", libc::SYS_fchmod, [fd, 0o600, 0, 0, 0, 0]),
         probe("fchmodat 0640", libc::SYS_fchmodat, [at, p, 0o640, 0, 0, 0]),
+        probe("open O_RDONLY", libc::SYS_open, [p, 0, 0, 0, 0, 0]),
+        probe(
+            "open O_CREAT 0755 high bits",
+            libc::SYS_open,
+            [name("o"), creat, HI | 0o755, 0, 0, 0],
+        ),
+        probe(
+            "openat O_CREAT 0644",
+            libc::SYS_openat,
+            [at, name("oa"), creat, 0o644, 0, 0],
+        ),
+        probe(
+            "openat O_TMPFILE 0600",
+            libc::SYS_openat,
+            [
+                at,
+                name(""),
+                (libc::O_TMPFILE | libc::O_RDWR) as u64,
+                0o600,
+                0,
+                0,
+            ],
+        ),
+        probe(
+            "creat 0755",
+            libc::SYS_creat,
+            [name("c"), 0o755, 0, 0, 0, 0],
+        ),
+        probe(
+            "mknod S_IFREG|0755",
+            libc::SYS_mknod,
+            [name("m"), ifreg | 0o755, 0, 0, 0, 0],
+        ),
+        probe(
+            "mknodat S_IFIFO|1777",
+            libc::SYS_mknodat,
+            [at, name("ma"), u64::from(libc::S_IFIFO) | 0o1777, 0, 0, 0],
+        ),
         probe(
             "write",
             libc::SYS_write,
@@ -260,6 +342,7 @@ fn fixture() -> Fixture {
         _file: file,
         _pipe: [r, w],
         _out: out,
+        _names: names,
         refused,
         allowed,
     }
