@@ -531,3 +531,37 @@ async fn a_reused_tool_sees_new_commits_and_packs() {
     assert_eq!(read("README.md").await.unwrap().text, "hello v3\n");
     assert_eq!(read("new.txt").await.unwrap().text, "new\n");
 }
+
+/// The threads a tool keeps are confined to the git directory they first
+/// read; when the repository is replaced (moved aside, cloned anew at the
+/// same path) the next call is served from the new one, and concurrent
+/// calls each get a thread.
+#[tokio::test]
+async fn a_replaced_repository_is_read_afresh_and_calls_run_concurrently() {
+    let f = fixture();
+    let t = tool("read", &f, 1 << 20, 100);
+    let imp = build_tool("t", &t).unwrap().unwrap();
+    let limits = Limits::effective(&t, None);
+    let read = |repo: &'static str| {
+        let canon = imp
+            .canonicalize(&json!({"repo": repo, "path": "README.md"}), &limits)
+            .unwrap();
+        let imp = &imp;
+        let limits = &limits;
+        async move { imp.call(&ctx(), canon, limits).await }
+    };
+    let all = futures_util::future::join_all((0..8).map(|_| read("work"))).await;
+    for r in all {
+        assert_eq!(r.unwrap().text, "hello v2\n");
+    }
+    let old = f.work.with_file_name("work-old");
+    std::fs::rename(&f.work, &old).unwrap();
+    std::fs::create_dir(&f.work).unwrap();
+    git(&f.work, &["init", "-q", "-b", "main"]);
+    std::fs::write(f.work.join("README.md"), "recloned\n").unwrap();
+    git(&f.work, &["add", "-A"]);
+    git(&f.work, &["commit", "-q", "-m", "anew"]);
+    for _ in 0..3 {
+        assert_eq!(read("work").await.unwrap().text, "recloned\n");
+    }
+}

@@ -5,17 +5,18 @@
 //! repository's packs — would make the tool read and return data the agent
 //! may not see. Two layers keep every read inside the repository:
 //!
-//! 1. [`prepare`], before each call: the git directory is a real directory
-//!    (not a symlink or `gitdir:` file), and holds no `commondir`, no
-//!    non-empty `objects/info/alternates` or `http-alternates`, and no
-//!    symbolic link among `objects/` and `objects/pack/`. A repository that
-//!    fails is refused with the file and the reason.
-//! 2. [`confine`], on the call's own thread: Landlock lets that thread read
-//!    only beneath the git directory it checked (bound to the directory
+//! 1. [`locate`] and [`check`], on each call: the git directory is a real
+//!    directory (not a symlink or `gitdir:` file), and holds no
+//!    `commondir`, no non-empty `objects/info/alternates` or
+//!    `http-alternates`, and no symbolic link for `objects/`, its `info/`
+//!    and `pack/` or among the packs. A repository that fails is refused
+//!    with the file and the reason.
+//! 2. [`confine`], on the worker thread (see `worker`): Landlock lets it
+//!    read only beneath the git directory located (bound to the directory
 //!    opened without following links), so a redirect planted after the
 //!    checks, or one they do not look for (a loose object that is a link),
 //!    fails to open instead of being read. Without Landlock the whole git
-//!    directory is walked for symbolic links before each call instead.
+//!    directory is walked for symbolic links on each call instead.
 //!
 //! The repository is opened isolated (see `ops::open`): no system, global or
 //! user config, no environment, no config includes.
@@ -38,6 +39,15 @@ use crate::ToolError;
 pub struct GitDir {
     pub path: PathBuf,
     dir: File,
+}
+
+impl GitDir {
+    /// Device and inode: which directory the checks and the rule are about.
+    pub fn id(&self) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        // fstat of an O_PATH descriptor does not fail short of EBADF.
+        self.dir.metadata().map_or((0, 0), |m| (m.dev(), m.ino()))
+    }
 }
 
 /// Files inside a git directory that make git read another directory.
@@ -78,9 +88,10 @@ fn open_dir_nofollow(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Finds and checks the git directory of the repository configured at
-/// `repo_path` (a working tree with `.git`, or a bare repository).
-pub fn prepare(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
+/// The git directory of the repository configured at `repo_path`: `.git`
+/// if there is one (it must be a directory), the configured path itself
+/// otherwise (bare); opened without following a link.
+pub fn locate(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
     let dot_git = repo_path.join(".git");
     let path = match std::fs::symlink_metadata(&dot_git) {
         Ok(m) if m.is_dir() => dot_git,
@@ -114,6 +125,12 @@ pub fn prepare(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
         }
         Err(e) => return Err(unavailable(repo, &path, e)),
     };
+    Ok(GitDir { path, dir })
+}
+
+/// No redirect inside the git directory (see the module's comment).
+pub fn check(repo: &str, git: &GitDir) -> Result<(), ToolError> {
+    let path = &git.path;
     for (name, why) in REDIRECTS {
         match std::fs::symlink_metadata(path.join(name)) {
             Ok(m) if m.is_file() && m.len() == 0 && *name != "commondir" => {}
@@ -128,9 +145,12 @@ pub fn prepare(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
             Err(e) => return Err(unavailable(repo, &path.join(name), e)),
         }
     }
-    // The object directories git lists to find packs and loose objects:
-    // a link among them reads another repository's objects as this one's.
-    for sub in ["objects", "objects/pack"] {
+    // The object directories, and the packs git lists: a link there reads
+    // another repository's objects as this one's. Links among the fan-out
+    // directories and loose objects are left to Landlock (or to the walk
+    // without it): listing up to 256 directories per call would cost more
+    // than the rest of a small call.
+    for sub in ["objects", "objects/info", "objects/pack"] {
         let d = path.join(sub);
         match std::fs::symlink_metadata(&d) {
             Ok(m) if m.is_dir() => {}
@@ -143,6 +163,9 @@ pub fn prepare(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
             }
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(unavailable(repo, &d, e)),
+        }
+        if sub != "objects/pack" {
+            continue;
         }
         let rd = std::fs::read_dir(&d).map_err(|e| unavailable(repo, &d, e))?;
         for e in rd {
@@ -162,11 +185,12 @@ pub fn prepare(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
             }
         }
     }
-    Ok(GitDir { path, dir })
+    Ok(())
 }
 
 /// Restricts the calling thread (and only it: Landlock domains are per
-/// thread) to reading beneath `git`. Call it on a thread made for the call.
+/// thread) to reading beneath `git`, for good: call it on a thread that
+/// serves only this git directory (see `worker`).
 /// `Ok(false)`: the kernel has no Landlock; the caller must compensate.
 pub fn confine(repo: &str, git: &GitDir) -> Result<bool, ToolError> {
     // ABI 1 covers reading and writing files and directories, all that
@@ -228,6 +252,12 @@ pub fn no_links_anywhere(repo: &str, git: &GitDir) -> Result<(), ToolError> {
 mod tests {
     use super::*;
     use std::process::Command;
+
+    fn prepare(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
+        let git = locate(repo, repo_path)?;
+        check(repo, &git)?;
+        Ok(git)
+    }
 
     fn git(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")

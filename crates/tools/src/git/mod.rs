@@ -8,6 +8,7 @@
 mod guard;
 mod names;
 mod ops;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ pub struct GitTool {
     op: GitOp,
     repos: BTreeMap<String, PathBuf>,
     cache: ops::RepoCache,
+    workers: worker::Workers,
 }
 
 impl GitTool {
@@ -44,6 +46,7 @@ impl GitTool {
             op,
             repos: config.repos.clone(),
             cache: Default::default(),
+            workers: Default::default(),
         }
     }
 
@@ -200,33 +203,8 @@ impl ToolImpl for GitTool {
             cancel: ctx.cancel.clone(),
             cache: self.cache.clone(),
         };
-        let op = self.op;
-        let timeout = limits.timeout;
-        let tool = self.name.clone();
-        // A thread of its own, not the blocking pool: the call confines it
-        // with Landlock (see `guard`), which must not outlive the call.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("airlock-git".into())
-            .spawn(move || {
-                let _ = tx.send(ops::run(op, &req));
-            });
-        if let Err(e) = spawned {
-            tracing::error!(tool = %tool, error = %e, "cannot start a git worker");
-            return Err(ToolError::failed(
-                "internal error while reading the repository",
-            ));
-        }
-        tokio::select! {
-            r = rx => match r {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::error!(tool = %tool, "git worker panicked");
-                    Err(ToolError::failed("internal error while reading the repository"))
-                }
-            },
-            _ = ctx.cancel.cancelled() => Err(ToolError::Cancelled),
-            _ = tokio::time::sleep(timeout) => Err(ToolError::Timeout(timeout)),
-        }
+        self.workers
+            .call(&self.name, self.op, req, limits.timeout, &ctx.cancel)
+            .await
     }
 }

@@ -3,7 +3,7 @@
 //! cancellation ends it promptly.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -52,22 +52,62 @@ impl Request {
 /// Opened repositories by configured name, shared by all calls of a tool.
 /// gix re-reads refs and discovers new packs on its own, so a cached handle
 /// sees pushes; a repository that fails to open is not cached.
-pub type RepoCache = Arc<Mutex<HashMap<String, gix::ThreadSafeRepository>>>;
+/// Each handle is kept with the git directory's (device, inode) it was
+/// opened from: a repository replaced at the same path is opened anew.
+pub type RepoCache = Arc<Mutex<HashMap<String, ((u64, u64), gix::ThreadSafeRepository)>>>;
 
-/// The one way into a repository for every git kind, on the call's own
-/// thread: check the git directory, confine the thread to it, open it
-/// isolated, then do `op`.
-pub fn run(op: GitOp, req: &Request) -> Result<ToolOutput, ToolError> {
-    let git = guard::prepare(&req.repo_name, &req.repo_path)?;
-    let cached = if guard::confine(&req.repo_name, &git)? {
-        true
-    } else {
+/// What the worker thread running calls is confined to: the git directory
+/// (device, inode) of its first call, and whether Landlock holds it there.
+#[derive(Default)]
+pub struct Confinement {
+    dir: Option<(u64, u64)>,
+    landlock: bool,
+}
+
+pub enum Ran {
+    Done(Result<ToolOutput, ToolError>),
+    /// The thread is confined to another git directory than the request's.
+    Stale,
+}
+
+/// The one way into a repository for every git kind, on a worker thread
+/// (see `worker`): check the git directory, confine the thread to it (on
+/// its first call), open it isolated, then do `op`.
+pub fn run(op: GitOp, req: &Request, conf: &mut Confinement) -> Ran {
+    let git = match guard::locate(&req.repo_name, &req.repo_path) {
+        Ok(g) => g,
+        Err(e) => return Ran::Done(Err(e)),
+    };
+    let id = git.id();
+    match conf.dir {
+        None => match guard::confine(&req.repo_name, &git) {
+            Ok(on) => {
+                *conf = Confinement {
+                    dir: Some(id),
+                    landlock: on,
+                }
+            }
+            Err(e) => return Ran::Done(Err(e)),
+        },
+        Some(d) if d == id => {}
+        Some(_) => return Ran::Stale,
+    }
+    Ran::Done(run_confined(op, req, &git, conf.landlock))
+}
+
+fn run_confined(
+    op: GitOp,
+    req: &Request,
+    git: &guard::GitDir,
+    landlock: bool,
+) -> Result<ToolOutput, ToolError> {
+    guard::check(&req.repo_name, git)?;
+    if !landlock {
         // No Landlock: a handle opened earlier may have loaded whatever was
         // there then, so open afresh after checking the whole directory.
-        guard::no_links_anywhere(&req.repo_name, &git)?;
-        false
-    };
-    let repo = open(req, &git.path, cached)?;
+        guard::no_links_anywhere(&req.repo_name, git)?;
+    }
+    let repo = open(req, git, landlock)?;
     match op {
         GitOp::ReadFile => read_file(&repo, req),
         GitOp::ListFiles => list_files(&repo, req),
@@ -75,22 +115,22 @@ pub fn run(op: GitOp, req: &Request) -> Result<ToolOutput, ToolError> {
     }
 }
 
-fn open(req: &Request, git_dir: &Path, cached: bool) -> Result<gix::Repository, ToolError> {
+fn open(req: &Request, git: &guard::GitDir, cached: bool) -> Result<gix::Repository, ToolError> {
+    let id = git.id();
     if cached {
-        if let Some(r) = req
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&req.repo_name).cloned())
-        {
+        if let Some(r) = req.cache.lock().ok().and_then(|c| {
+            c.get(&req.repo_name)
+                .filter(|(was, _)| *was == id)
+                .map(|(_, r)| r.clone())
+        }) {
             return Ok(r.to_thread_local());
         }
     }
     // Isolated: no system, global or user git config, no environment
     // overrides, no config includes; the checked git directory as is.
     let opts = gix::open::Options::isolated().open_path_as_is(true);
-    let repo = gix::ThreadSafeRepository::open_opts(git_dir, opts).map_err(|e| {
-        tracing::warn!(repo = %req.repo_name, path = %git_dir.display(), error = %e, "cannot open repository");
+    let repo = gix::ThreadSafeRepository::open_opts(&git.path, opts).map_err(|e| {
+        tracing::warn!(repo = %req.repo_name, path = %git.path.display(), error = %e, "cannot open repository");
         ToolError::failed(format!(
             "repository `{}` is not available right now; tell the operator",
             req.repo_name
@@ -98,7 +138,7 @@ fn open(req: &Request, git_dir: &Path, cached: bool) -> Result<gix::Repository, 
     })?;
     if cached {
         if let Ok(mut c) = req.cache.lock() {
-            c.insert(req.repo_name.clone(), repo.clone());
+            c.insert(req.repo_name.clone(), (id, repo.clone()));
         }
     }
     Ok(repo.to_thread_local())
