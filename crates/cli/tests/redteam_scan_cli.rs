@@ -1,9 +1,9 @@
 //! Red-team: the post-run scan (planted protected files removed, new
 //! setuid/setgid bits cleared) skipped by a command that controls what the
-//! walk sees. The huge tree is closed (the post-run walk has no limit);
-//! the `.git/objects` one is still a known gap: it skips unless
-//! AIRLOCK_REDTEAM_KNOWN_GAPS is set, and passes once the gap is closed.
-//! Both callers (root, unprivileged), as in the escape suite.
+//! walk sees: a huge tree (the post-run walk has no limit) and setuid bits
+//! given at creation in `.git/objects`, which the walk skips (the seccomp
+//! filter refuses them). Both callers (root, unprivileged), as in the
+//! escape suite.
 
 #[macro_use]
 mod support;
@@ -17,15 +17,7 @@ both_modes!(
     setuid_bits_in_git_objects_are_cleared,
 );
 
-fn known_gap() -> bool {
-    if std::env::var_os("AIRLOCK_REDTEAM_KNOWN_GAPS").is_none() {
-        eprintln!("SKIPPED: known gap (see the red-team report); set AIRLOCK_REDTEAM_KNOWN_GAPS=1");
-        return true;
-    }
-    false
-}
-
-fn run_py(j: &Jail, w: &Path, script: &str) {
+fn run_py(j: &Jail, w: &Path, script: &str) -> String {
     let p = w.join("probe.py");
     write(&p, script);
     chown_jail(&p);
@@ -44,6 +36,7 @@ fn run_py(j: &Jail, w: &Path, script: &str) {
         "stderr {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The post-run walk used to stop after 200,000 entries per writable root
@@ -73,28 +66,89 @@ fn a_huge_tree_does_not_hide_planted_files(j: &Jail) {
 }
 
 /// The walk does not descend into `.git/objects` (a large repository's
-/// bulk), so a file created there with setuid and setgid bits keeps them,
-/// while the same file anywhere else is cleared.
+/// bulk), so a file created there with setuid and setgid bits used to
+/// keep them, while the same file anywhere else was cleared. The filter
+/// now refuses the bits at creation through every call that takes a mode
+/// (open, openat, O_TMPFILE then a link, creat, mknod, mknodat) and answers
+/// openat2 with ENOSYS; afterwards no file there or elsewhere has the bits.
 fn setuid_bits_in_git_objects_are_cleared(j: &Jail) {
-    if known_gap() {
+    if cfg!(not(target_arch = "x86_64")) {
+        eprintln!("SKIPPED: the probe uses x86_64 syscall numbers");
         return;
     }
     let d = workdir();
-    run_py(
+    let out = run_py(
         j,
         d.path(),
-        "import os\n\
-         os.makedirs('.git/objects/ab')\n\
-         for p in ('.git/objects/ab/x', 'y'):\n    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o6755))\n",
+        r#"
+import ctypes, errno, os, stat
+libc = ctypes.CDLL(None, use_errno=True)
+L = ctypes.c_ulong
+os.makedirs('.git/objects/ab')
+def tries(name, f):
+    try:
+        r = f()
+        print(name, 'OK', flush=True)
+    except OSError as e:
+        print(name, errno.errorcode[e.errno], flush=True)
+def sc(nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(L(nr), *[L(a) if isinstance(a, int) else a for a in args])
+    if r == -1:
+        raise OSError(ctypes.get_errno(), 'syscall')
+    return r
+S = lambda p: ctypes.c_char_p(p.encode())
+W = os.O_CREAT | os.O_WRONLY
+REG = stat.S_IFREG
+def tmpfile(d, p, mode):
+    fd = os.open(d, os.O_TMPFILE | os.O_WRONLY, mode & 0xffff)
+    os.link(f'/proc/self/fd/{fd}', p)
+class OpenHow(ctypes.Structure):
+    _fields_ = [('flags', ctypes.c_uint64), ('mode', ctypes.c_uint64), ('resolve', ctypes.c_uint64)]
+for d in ('.git/objects/ab', '.'):
+    for mode in (0o6755, 0o4755, 0o2755, (1 << 32) | 0o4755):
+        m = f'{mode:o}'
+        tries(f'open {d} {m}', lambda: os.close(sc(2, S(f'{d}/o{m}'), W, mode)))
+        tries(f'openat {d} {m}', lambda: sc(257, -100, S(f'{d}/a{m}'), W, mode))
+        tries(f'tmpfile {d} {m}', lambda: tmpfile(d, f'{d}/t{m}', mode))
+        tries(f'creat {d} {m}', lambda: sc(85, S(f'{d}/c{m}'), mode))
+        tries(f'mknod {d} {m}', lambda: sc(133, S(f'{d}/n{m}'), REG | mode, 0))
+        tries(f'mknodat {d} {m}', lambda: sc(259, -100, S(f'{d}/na{m}'), REG | mode, 0))
+    how = OpenHow(W, 0o6755, 0)
+    tries(f'openat2 {d}', lambda: sc(437, -100, S(f'{d}/o2'), ctypes.byref(how), ctypes.sizeof(how)))
+    # Ordinary creation still works.
+    tries(f'plain {d}', lambda: os.close(os.open(f'{d}/plain', W, 0o755)))
+"#,
     );
-    let mode = |p: &str| {
-        std::fs::metadata(d.path().join(p))
-            .unwrap()
-            .permissions()
-            .mode()
-    };
-    assert_eq!(mode("y") & 0o6000, 0, "control");
-    assert_eq!(mode(".git/objects/ab/x") & 0o6000, 0, "setuid/setgid kept");
+    let mut wrong = Vec::new();
+    for l in out.lines() {
+        let (what, got) = l.rsplit_once(' ').unwrap();
+        let want = if what.starts_with("plain") {
+            "OK"
+        } else if what.starts_with("openat2") {
+            "ENOSYS"
+        } else {
+            "EPERM"
+        };
+        if got != want {
+            wrong.push(format!("{what}: {got}, want {want}"));
+        }
+    }
+    assert_eq!(out.lines().count(), 2 * (4 * 6 + 2), "{out}");
+    assert!(wrong.is_empty(), "{wrong:#?}\n{out}");
+    // Whatever exists afterwards has neither bit.
+    let mut setid = Vec::new();
+    for dir in [d.path().join(".git/objects/ab"), d.path().to_path_buf()] {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode();
+            if mode & 0o6000 != 0 {
+                setid.push(format!("{} {mode:o}", e.path().display()));
+            }
+        }
+    }
+    assert!(setid.is_empty(), "setuid/setgid bits kept: {setid:?}");
+    assert!(d.path().join(".git/objects/ab/plain").exists());
 }
 
 /// Before the run the walk finds the files to hide by name (`.env`, keys);

@@ -1,7 +1,8 @@
 //! The seccomp filter as a command inside `airlock run` meets it, for what
 //! the escape suite in run_cli.rs does not try: x32 numbers, argument
 //! values with high bits set (the kernel acts on the low half, so must the
-//! filter), fchmodat2, and a call through the i386 entry (`int 0x80`),
+//! filter), fchmodat2, setuid/setgid bits in a creation mode (open, openat,
+//! creat, mknod, mknodat), openat2, and a call through the i386 entry (`int 0x80`),
 //! which must kill the command. Both callers (root, unprivileged), as in
 //! the escape suite. x86_64 numbers.
 #![cfg(target_arch = "x86_64")]
@@ -72,6 +73,16 @@ sc("fchmodat2-setuid", 452, -100, S(b"f"), 0o4755, 0)
 sc("fchmod-setgid-high-bits", 91, fd, HI | 0o2755)
 sc("chmod-setuid-high-bits", 90, S(b"f"), HI | 0o4644)
 sc("chmod-plain-high-bits", 90, S(b"f"), HI | 0o644)
+W = os.O_CREAT | os.O_WRONLY
+sc("open-setuid-high-bits", 2, S(b"o1"), W, HI | 0o4755)
+sc("openat-setgid", 257, -100, S(b"o2"), W, 0o2755)
+sc("openat-no-creat-setuid", 257, -100, S(b"f"), os.O_RDONLY, 0o4000)
+sc("creat-setuid", 85, S(b"o3"), 0o4755)
+sc("mknod-setgid", 133, S(b"o4"), 0o100000 | 0o2755, 0)
+sc("mknodat-setuid-high-bits", 259, -100, S(b"o5"), HI | 0o100000 | 0o4755, 0)
+how = (ctypes.c_uint64 * 3)(W, 0o6755, 0)
+sc("openat2", 437, -100, S(b"o6"), how, 24)
+sc("openat-plain-high-bits", 257, -100, S(b"o7"), W, HI | 0o755)
 sc("clone-thread-flags", 56, 0x10000, 0, 0, 0, 0)
 sc("getppid", 110)
 "#,
@@ -99,6 +110,16 @@ sc("getppid", 110)
         // Not refused: the kernel sees mode 0644, and CLONE_THREAD alone
         // reaches the kernel, which refuses it itself.
         ("chmod-plain-high-bits", "OK"),
+        // Setuid/setgid bits at creation; openat2, whose mode the filter
+        // cannot read, is answered as by a kernel without it.
+        ("open-setuid-high-bits", "EPERM"),
+        ("openat-setgid", "EPERM"),
+        ("openat-no-creat-setuid", "EPERM"),
+        ("creat-setuid", "EPERM"),
+        ("mknod-setgid", "EPERM"),
+        ("mknodat-setuid-high-bits", "EPERM"),
+        ("openat2", "ENOSYS"),
+        ("openat-plain-high-bits", "OK"),
         ("clone-thread-flags", "EINVAL"),
         ("getppid", "OK"),
     ];
