@@ -19,6 +19,7 @@ both_modes!(
     a_linked_worktree_git_dir_is_protected,
     a_replaced_git_dir_does_not_keep_its_config,
     git_alternates_are_protected,
+    a_bare_repository_is_protected,
 );
 
 /// `git init` plus one empty commit in `dir`, on the host.
@@ -172,7 +173,17 @@ fn git_redirects_are_removed_after_the_run(j: &Jail) {
         assert!(!m(r).exists(), "{r}: the planted fsmonitor ran on the host");
     }
     let removed = |p: &str| (p.to_string(), "removed".to_string());
-    assert_eq!(findings(&rep, &w), vec![removed("/r1/.git/commondir"),]);
+    // The evil directories look like git dirs (HEAD, objects/, refs/), so
+    // their configs count as planted too.
+    assert_eq!(
+        findings(&rep, &w),
+        vec![
+            removed("/evil1/config"),
+            removed("/evil2/config"),
+            removed("/evil3/config"),
+            removed("/r1/.git/commondir"),
+        ]
+    );
     for r in ["r2", "r3"] {
         let g = w.join(r).join(".git");
         assert!(g.is_dir() && !g.is_symlink(), "{r}/.git was replaced");
@@ -330,4 +341,102 @@ fn git_alternates_are_protected(j: &Jail) {
     );
     let kept = std::fs::read_to_string(w.join("r2/.git/objects/info/alternates")).unwrap();
     assert_eq!(kept, "");
+}
+
+/// A bare repository in the workdir (`srv/proj.git`, no `.git` in its
+/// path): its hooks run on the host when the user pushes to it, and the
+/// git tools read it with its alternates. Planting a hook, appending to its
+/// config, planting alternates or moving its folder must all fail or be
+/// undone.
+fn a_bare_repository_is_protected(j: &Jail) {
+    let d = workdir();
+    let w = d.path().join("w");
+    let bare = w.join("srv/proj.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    assert!(git(&bare)
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .status()
+        .unwrap()
+        .success());
+    chown_tree(&w);
+    let marks = tempfile::tempdir().unwrap();
+    // Where the planted alternates point (it must exist for git to go on).
+    let alt = marks.path().join("objects");
+    std::fs::create_dir(&alt).unwrap();
+    let plant = |dir: &str, mark: &Path| {
+        format!(
+            "printf '#!/bin/sh\\ntouch {m}\\n' > {dir}/hooks/post-receive; chmod +x {dir}/hooks/post-receive; \
+             printf '[core]\\n\\tfsmonitor = \"touch {m}; false\"\\n' >> {dir}/config; \
+             echo {alt} > {dir}/objects/info/alternates",
+            m = mark.display(),
+            alt = alt.display()
+        )
+    };
+    // The push that runs the hook, from a fresh clone on the host (the
+    // `-c safe.directory` of `git` does not reach upload-pack and
+    // receive-pack, a global config does).
+    let global = marks.path().join("gitconfig");
+    std::fs::write(&global, "[safe]\n\tdirectory = *\n").unwrap();
+    let git = |dir: &Path| {
+        let mut c = git(dir);
+        c.env("GIT_CONFIG_GLOBAL", &global);
+        c
+    };
+    let push = |bare: &Path| {
+        let c = tempfile::tempdir().unwrap();
+        let st = git(c.path())
+            .args(["clone", "-q"])
+            .arg(bare)
+            .arg("c")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = git(&c.path().join("c"))
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(["commit", "-q", "--allow-empty", "-m", "x"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let _ = git(&c.path().join("c"))
+            .args(["push", "-q", "origin", "HEAD:main"])
+            .status()
+            .unwrap();
+    };
+    // The control: on the host, the planted hook runs on push.
+    let ctl = tempfile::tempdir().unwrap();
+    let cb = ctl.path().join("proj.git");
+    std::fs::create_dir(&cb).unwrap();
+    assert!(git(&cb)
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .status()
+        .unwrap()
+        .success());
+    let st = Command::new("/bin/sh")
+        .args(["-c", &plant(cb.to_str().unwrap(), &ctl.path().join("m"))])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    push(&cb);
+    assert!(
+        ctl.path().join("m").exists(),
+        "the control hook did not run"
+    );
+
+    let mark = marks.path().join("bare");
+    let script = format!(
+        "{}; mv srv srv2; mv srv/proj.git srv/other.git; true",
+        plant("srv/proj.git", &mark)
+    );
+    let rep = run_jail(j, &w, &script);
+    assert!(bare.join("HEAD").is_file(), "the bare repository was moved");
+    assert!(!bare.join("hooks/post-receive").exists());
+    let config = std::fs::read_to_string(bare.join("config")).unwrap();
+    assert!(!config.contains("fsmonitor"), "{config}");
+    push(&bare);
+    assert!(!mark.exists(), "the planted hook ran on the host");
+    let removed = |p: &str| (p.to_string(), "removed".to_string());
+    assert_eq!(
+        findings(&rep, &w),
+        vec![removed("/srv/proj.git/objects/info/alternates")]
+    );
 }

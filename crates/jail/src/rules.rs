@@ -131,11 +131,20 @@ fn is_git_dir(dir: &Path) -> bool {
     // A submodule's git dir (`.git/modules/NAME/`, NAME may hold slashes
     // and nest further modules) and a linked worktree's
     // (`.git/worktrees/NAME/`): git runs their config and hooks too.
+    if !dir.join("HEAD").is_file() {
+        return false;
+    }
     let parts: Vec<_> = dir.components().map(|c| c.as_os_str()).collect();
-    parts
+    if parts
         .windows(2)
         .any(|w| w[0] == ".git" && (w[1] == "modules" || w[1] == "worktrees"))
-        && dir.join("HEAD").is_file()
+    {
+        return true;
+    }
+    // A bare repository (`proj.git/`): git takes any directory with HEAD,
+    // objects/ and refs/ for a git dir, and runs its hooks when the user
+    // pushes to it; airlock's git tools read it with its alternates.
+    dir.join("objects").is_dir() && dir.join("refs").is_dir()
 }
 
 /// What a walk of the writable roots found.
@@ -240,6 +249,39 @@ mod tests {
         assert!(!is_protected(Path::new("/w/.git/info/alternates")));
         assert!(!is_protected(Path::new("/w/.git/x/info/alternates")));
         assert!(!is_protected(Path::new("alternates")));
+    }
+
+    /// A bare repository's config, hooks and alternates are protected; a
+    /// folder that merely has a `config` and a `HEAD` is not a git dir.
+    #[test]
+    fn bare_repositories_are_git_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        let b = w.join("srv/proj.git");
+        std::fs::create_dir_all(b.join("objects/info")).unwrap();
+        std::fs::create_dir_all(b.join("refs/heads")).unwrap();
+        std::fs::create_dir_all(b.join("hooks")).unwrap();
+        std::fs::write(b.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(b.join("config"), "[core]\n\tbare = true\n").unwrap();
+        std::fs::write(b.join("objects/info/alternates"), "/x\n").unwrap();
+        let n = w.join("notes");
+        std::fs::create_dir_all(n.join("refs")).unwrap();
+        std::fs::write(n.join("HEAD"), "").unwrap();
+        std::fs::write(n.join("config"), "").unwrap();
+        let f = walk(&[w.to_path_buf()], &[], None);
+        let got: Vec<_> = f
+            .protected
+            .iter()
+            .map(|p| p.strip_prefix(w).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "srv/proj.git/config",
+                "srv/proj.git/hooks",
+                "srv/proj.git/objects/info/alternates",
+            ]
+        );
     }
 
     /// Alternates are found below `.git/objects` (otherwise not walked) and
