@@ -14,6 +14,7 @@ use support::{chown_jail, workdir, write, Jail};
 both_modes!(
     x32_numbers_and_high_bits_are_refused,
     an_i386_call_kills_the_command,
+    file_tools_that_set_modes_work_but_not_setuid_ones,
 );
 
 /// Runs `script` with python3 in a jail on a fresh workdir.
@@ -142,4 +143,48 @@ print("after", f(), flush=True)
     // Killed by SIGSYS (31): 128 + 31.
     assert_eq!(code, 159, "{out} {err}");
     assert_eq!(out, "before\n", "{err}");
+}
+
+/// coreutils writes the mode as an ACL (`system.posix_acl_access`) first
+/// and falls back to chmod only when xattrs are unsupported: the filter's
+/// EOPNOTSUPP for xattr writes keeps `install -m`, `cp -p` and `cp -a`
+/// working (EPERM made each fail), while a setuid mode still fails, at
+/// creation or through chmod.
+fn file_tools_that_set_modes_work_but_not_setuid_ones(j: &Jail) {
+    let d = workdir();
+    let o = j
+        .cmd()
+        .arg("run")
+        .arg("--workdir")
+        .arg(d.path())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "install -m 750 /bin/true i; echo install=$?; cp -p /bin/true p; echo cp-p=$?; \
+             cp -a /bin/true a; echo cp-a=$?; install -m 4755 /bin/true s 2>&1; echo install-4755=$?; \
+             mkdir m && install -m 2755 -d m/g 2>&1; echo install-d-2755=$?; \
+             tar cf t.tar i && mkdir x && tar xf t.tar -C x; echo tar=$?; stat -c '%n %a' i p a s x/i",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "install=0",
+        "cp-p=0",
+        "cp-a=0",
+        "Operation not permitted",
+        "install-4755=1",
+        "install-d-2755=1",
+        "tar=0",
+        "i 750",
+        "p 755",
+        "a 755",
+        "s 600",
+        "x/i 750",
+    ] {
+        assert!(out.contains(want), "no {want:?} in {out} {err}");
+    }
 }

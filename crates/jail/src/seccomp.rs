@@ -1,6 +1,7 @@
 //! The syscall filter every jailed process runs under. Denied calls fail
-//! with EPERM (clone3 with ENOSYS, so libc falls back to clone, whose flags
-//! can be inspected), never a kill: tools see a clean error. Only a call
+//! with EPERM (clone3 and openat2 with ENOSYS, so libc falls back to calls
+//! whose arguments can be inspected; xattr writes with EOPNOTSUPP, so
+//! tools fall back as on a file system without them), never a kill: tools see a clean error. Only a call
 //! made through another architecture's entry (x86_64's `int 0x80`) kills
 //! the process, since its numbers mean other calls.
 //!
@@ -17,9 +18,15 @@ mod tests;
 /// A compiled filter, ready for [`apply`].
 pub type BpfProgram = Vec<libc::sock_filter>;
 
-/// The names of the calls denied outright, for docs and the report.
+/// The names of the calls denied outright with EPERM, for docs and the
+/// report.
 pub fn denied_names() -> impl Iterator<Item = &'static str> {
     policy::DENIED.iter().map(|(n, _)| *n)
+}
+
+/// The extended-attribute writes, all refused with EOPNOTSUPP.
+pub fn xattr_write_names() -> impl Iterator<Item = &'static str> {
+    policy::XATTR_WRITES.iter().map(|(n, _)| *n)
 }
 
 /// Compiles the jail's filter (one program).

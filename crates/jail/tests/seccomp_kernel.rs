@@ -3,7 +3,7 @@
 //! namespace flags of clone, clone3, terminal injection, the refused socket
 //! families, setuid/setgid bits through each chmod call and in a creation
 //! mode through open, openat, creat, mknod and mknodat, openat2, x32
-//! numbers, a foreign architecture), and ordinary calls. A control child
+//! numbers, a foreign architecture, an xattr write), and ordinary calls. A control child
 //! without the filter makes the argument-rule and x32 calls too, to show
 //! that their errors come from the filter and not from the kernel.
 
@@ -101,6 +101,7 @@ struct Fixture {
     _pipe: [OwnedFd; 2],
     _out: Box<[u64; 1]>,
     _names: Vec<CString>,
+    _xattr_name: CString,
     /// The calls the filter must refuse because of an argument or x32, and
     /// the errno it gives.
     refused: Vec<(Probe, i32)>,
@@ -223,6 +224,7 @@ fn fixture() -> Fixture {
     // Setuid/setgid bits at creation: a new file, an existing one, with and
     // without O_CREAT, with high bits. Without the filter each of these
     // creates or opens the file.
+    let xattr_name = CString::new("user.airlock").unwrap();
     let mut names = Vec::new();
     let mut name = |n: &str| {
         let c = CString::new(dir.path().join(n).as_os_str().as_encoded_bytes()).unwrap();
@@ -260,6 +262,17 @@ fn fixture() -> Fixture {
     refused.push((
         probe("openat2", SYS_OPENAT2, [at, p, 0, 24, 0, 0]),
         libc::ENOSYS,
+    ));
+    // An xattr write that the kernel allows the file's owner: refused as on
+    // a file system without xattrs.
+    let (xn, xval) = (xattr_name.as_ptr() as u64, b"v".as_ptr() as u64);
+    refused.push((
+        probe(
+            "fsetxattr user.*",
+            libc::SYS_fsetxattr,
+            [fd, xn, xval, 1, 0, 0],
+        ),
+        libc::EOPNOTSUPP,
     ));
     // x32 numbers, of an ordinary call and of denied ones.
     for (n, nr) in [
@@ -343,6 +356,7 @@ fn fixture() -> Fixture {
         _pipe: [r, w],
         _out: out,
         _names: names,
+        _xattr_name: xattr_name,
         refused,
         allowed,
     }
@@ -352,19 +366,30 @@ fn fixture() -> Fixture {
 fn every_denied_call_fails_with_eperm_under_the_filter() {
     // All arguments all ones: should the filter ever let one through, the
     // kernel refuses these arguments (bad flags, addresses, descriptors,
-    // magic numbers) rather than act.
-    let probes: Vec<Probe> = seccomp::denied_names()
-        .map(|n| probe(n, nr_of(n), [u64::MAX; 6]))
+    // magic numbers) rather than act. The xattr writes answer EOPNOTSUPP.
+    let eperm = seccomp::denied_names().map(|n| (n, libc::EPERM));
+    let xattr = seccomp::xattr_write_names().map(|n| (n, libc::EOPNOTSUPP));
+    let want: Vec<(&str, i32)> = eperm.chain(xattr).collect();
+    let probes: Vec<Probe> = want
+        .iter()
+        .map(|(n, _)| probe(n, nr_of(n), [u64::MAX; 6]))
         .collect();
     assert!(probes.len() >= 55);
+    assert_eq!(seccomp::xattr_write_names().count(), 4);
     let got = run_probes(true, &probes);
-    let wrong: Vec<String> = probes
+    let wrong: Vec<String> = want
         .iter()
         .zip(&got)
-        .filter(|(_, r)| **r != -i64::from(libc::EPERM))
-        .map(|(p, r)| format!("{}: {}", p.name, errno_name(*r)))
+        .filter(|((_, e), r)| **r != -i64::from(*e))
+        .map(|((n, e), r)| {
+            format!(
+                "{n}: {}, want {}",
+                errno_name(*r),
+                errno_name(-i64::from(*e))
+            )
+        })
         .collect();
-    assert!(wrong.is_empty(), "not EPERM: {wrong:?}");
+    assert!(wrong.is_empty(), "{wrong:?}");
 }
 
 /// The numbers behind the denied names, written out independently of

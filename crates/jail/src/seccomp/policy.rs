@@ -135,10 +135,17 @@ pub const DENIED: &[(&str, libc::c_long)] = &[
     ("fanotify_init", libc::SYS_fanotify_init),
     ("lookup_dcookie", libc::SYS_lookup_dcookie),
     ("uselib", libc::SYS_uselib),
-    // Extended attributes: a filter cannot read the attribute name, and the
-    // one that matters (`security.capability`, a planted file capability)
-    // must never be written, so none is. The missing capabilities refuse it
-    // too; this holds even if a kernel bug let a namespaced root through.
+];
+
+/// Extended attributes: a filter cannot read the attribute name, and the
+/// one that matters (`security.capability`, a planted file capability)
+/// must never be written, so none is. The missing capabilities refuse it
+/// too; this holds even if a kernel bug let a namespaced root through.
+/// Refused with EOPNOTSUPP, as on a file system without xattrs, rather
+/// than EPERM: coreutils then falls back to chmod for the mode (its ACL
+/// step writes `system.posix_acl_access`), where EPERM made `install -m
+/// 755`, `cp -p` and `cp -a` fail in the jail.
+pub const XATTR_WRITES: &[(&str, libc::c_long)] = &[
     ("setxattr", libc::SYS_setxattr),
     ("lsetxattr", libc::SYS_lsetxattr),
     ("fsetxattr", libc::SYS_fsetxattr),
@@ -236,6 +243,12 @@ pub fn jail() -> Policy {
     let mut calls: Vec<(u32, Rule)> = DENIED
         .iter()
         .map(|(_, nr)| (*nr as u32, Rule::Always(EPERM)))
+        .chain(XATTR_WRITES.iter().map(|(_, nr)| {
+            (
+                *nr as u32,
+                Rule::Always(Verdict::Errno(libc::EOPNOTSUPP as u16)),
+            )
+        }))
         .collect();
     calls.push((
         libc::SYS_clone as u32,
