@@ -65,7 +65,7 @@ fn a_jailed_run_is_audited_verified_and_queried() {
         &cfg,
         format!(
             "version: 1\nsandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [\"127.0.0.1/32\"]\n\
-credentials:\n  - host: \"127.0.0.1:{port}\"\n    header: Authorization\n    value: \"Bearer ${{env:AIRLOCK_TEST_TOKEN}}\"\n\
+credentials:\n  - host: \"127.0.0.1:{port}\"\n    header: Authorization\n    value: \"Bearer ${{env:AIRLOCK_TEST_TOKEN}}\"\n    plain_http: true\n\
 audit:\n  dir: {}\n  signing_key: {}\n  checkpoint_every: 2\n",
             log.display(),
             key.display()

@@ -307,7 +307,7 @@ fn proxy_runs_from_config() {
         &format!(
             "version: 1\n\
 sandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [127.0.0.1/32]\n\
-credentials:\n  - {{ host: \"127.0.0.1:{port}\", header: X-Api-Key, value: \"${{env:AIRLOCK_T_UPSTREAM_KEY}}\" }}\n"
+credentials:\n  - {{ host: \"127.0.0.1:{port}\", header: X-Api-Key, value: \"${{env:AIRLOCK_T_UPSTREAM_KEY}}\", plain_http: true }}\n"
         ),
     );
     let mut child = bin()

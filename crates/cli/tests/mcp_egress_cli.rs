@@ -61,7 +61,7 @@ fn agent_jails_reach_only_allowed_hosts_through_the_proxy() {
         &cfg,
         format!(
             "version: 1\nsandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [\"127.0.0.1/32\"]\n\
-credentials:\n  - name: internal\n    host: \"127.0.0.1:{port}\"\n    header: X-Api-Key\n    value: \"${{env:EGRESS_TEST_SECRET}}\"\n\
+credentials:\n  - name: internal\n    host: \"127.0.0.1:{port}\"\n    header: X-Api-Key\n    value: \"${{env:EGRESS_TEST_SECRET}}\"\n    plain_http: true\n\
 tools:\n  bash: {{ kind: agent.bash }}\nagents:\n  a:\n    keys: [\"${{env:EGRESS_TEST_KEY}}\"]\n    allowed_tools: [bash]\n"
         ),
     )

@@ -775,7 +775,7 @@ fn network_goes_through_the_proxy_and_follows_its_rules(j: &Jail) {
     let cfg = d.path().join("net.yaml");
     write(
         &cfg,
-        &format!("version: 1\nsandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [\"127.0.0.1/32\"]\ncredentials:\n  - host: \"127.0.0.1:{port}\"\n    header: X-Api-Key\n    value: \"${{env:AIRLOCK_TEST_API_KEY}}\"\n"),
+        &format!("version: 1\nsandbox:\n  network:\n    allow: [\"127.0.0.1:{port}\"]\n    allow_private: [\"127.0.0.1/32\"]\ncredentials:\n  - host: \"127.0.0.1:{port}\"\n    header: X-Api-Key\n    value: \"${{env:AIRLOCK_TEST_API_KEY}}\"\n    plain_http: true\n"),
     );
     let rep_dir = workdir();
     let report = rep_dir.path().join("report.json");

@@ -110,6 +110,10 @@ pub struct Credential {
     pub header: String,
     /// Template such as `Bearer ${env:GITHUB_TOKEN}`.
     pub value: Secret,
+    /// Also inject into plain-HTTP requests. Off by default: the secret
+    /// would cross the network in clear text, so a plain-HTTP request to
+    /// the host is refused and only intercepted TLS gets the header.
+    pub plain_http: bool,
 }
 
 /// One entry of `tools:`.

@@ -280,6 +280,12 @@ pub static CREDENTIAL: Obj = Obj {
             Ty::Secret,
             "Header value with at least one secret reference, like `Bearer ${env:GITHUB_TOKEN}`.",
         ),
+        def(
+            "plain_http",
+            Ty::Bool,
+            "false",
+            "Also inject into plain `http://` requests (the secret crosses the network in clear text). By default only HTTPS, intercepted by the proxy, gets it and a plain-HTTP request to the host is refused.",
+        ),
     ],
 };
 

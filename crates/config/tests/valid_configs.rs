@@ -12,6 +12,10 @@ fn the_example_passes_and_uses_every_section() {
     assert_eq!(c.version, 1);
     assert!(!c.sandbox.network.allow.is_empty());
     assert_eq!(c.credentials.len(), 1);
+    assert!(
+        !c.credentials[0].plain_http,
+        "HTTPS only unless a config says so"
+    );
     assert_eq!(c.tools.len(), 10);
     let kinds: std::collections::BTreeSet<_> = c.tools.values().map(|t| t.kind.name()).collect();
     for k in [
@@ -238,7 +242,7 @@ sandbox:
   network: { allow: [a.example.com], deny: [b.example.com], allow_private: [10.0.0.0/8], mode: report }
   limits: { memory: 1GiB, pids: 10, cpu_seconds: 5, timeout: 5s, output: 1KiB, tmp_size: 1MiB, open_files: 64, file_size: 1MiB }
 credentials:
-  - { name: gh, host: api.github.com, header: Authorization, value: "Bearer ${env:GH}" }
+  - { name: gh, host: api.github.com, header: Authorization, value: "Bearer ${env:GH}", plain_http: true }
 tools:
   bash: { kind: agent.bash, description: d, approval: required, timeout: 10s, max_output: 1KiB }
   read: { kind: agent.read, max_bytes: 1KiB }
@@ -357,6 +361,7 @@ fn every_key_of_the_spec_loads_and_is_applied() {
     let c = load_str(KITCHEN_SINK, "/etc/airlock/airlock.yaml").unwrap_or_else(|d| panic!("{d}"));
     // Spot checks that values land where they belong.
     assert_eq!(c.sandbox.limits.open_files, 64);
+    assert!(c.credentials[0].plain_http);
     assert_eq!(c.sandbox.filesystem.deny_write, [".envrc"]);
     assert_eq!(c.tools["bash"].approval, Approval::Required);
     assert_eq!(

@@ -22,6 +22,8 @@ pub(crate) struct ResolvedCredential {
     pub host: airlock_config::HostPattern,
     pub header: String,
     pub value: Result<String, String>,
+    /// Injected into plain-HTTP requests too (`plain_http: true`).
+    pub plain_http: bool,
 }
 
 pub(crate) struct Shared {
@@ -54,6 +56,7 @@ impl Shared {
                     .resolve()
                     .map(|v| v.expose().to_string())
                     .map_err(|e| format!("credential `{}` could not be resolved: {e}", c.name)),
+                plain_http: c.plain_http,
             })
             .collect();
         let secrets = creds
@@ -641,6 +644,20 @@ async fn handle_forward<S>(
             400,
             "exactly one Host header is required".to_string()
         ),
+    }
+    // A credential goes out in clear text only where the operator said so;
+    // refused before any connection, so the upstream sees nothing.
+    if let Some(c) = shared.credential_for(&host, port) {
+        if !c.plain_http {
+            refuse!(
+                "credential",
+                403,
+                format!(
+                    "credential `{}` for {host} is sent only over HTTPS: request https://{host}/ instead (the proxy injects it there), or set `plain_http: true` on the credential for a trusted plain-HTTP service",
+                    c.name
+                )
+            );
+        }
     }
     let Some(mut up) = open(&mut s, &shared, &mut rec, &host, port).await else {
         return rec.finish(&shared);

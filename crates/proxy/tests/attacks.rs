@@ -238,12 +238,14 @@ async fn env_with(mode: NetworkMode, tweak: impl FnOnce(&mut ProxyOptions, u16))
             host: format!("cred.test:{p}").parse().unwrap(),
             header: "Authorization".into(),
             value: Secret::parse(&format!("Bearer {SECRET}")).unwrap(),
+            plain_http: true,
         },
         Credential {
             name: "tls".into(),
             host: format!("tls-cred.test:{p}").parse().unwrap(),
             header: "Authorization".into(),
             value: Secret::parse("Bearer abcdefghijkl").unwrap(),
+            plain_http: false,
         },
     ];
     let resolver = Arc::new(resolver());
@@ -754,6 +756,7 @@ async fn credential_hosts_fail_closed() {
             host: format!("good.test:{p}").parse().unwrap(),
             header: "X-Key".into(),
             value: Secret::parse("${env:AIRLOCK_TEST_SURELY_UNSET_VAR}").unwrap(),
+            plain_http: true,
         });
     })
     .await;

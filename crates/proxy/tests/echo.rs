@@ -202,6 +202,7 @@ async fn proxy(port: u16, upstream_ca: Option<String>) -> ProxyHandle {
         host: format!("api.test:{port}").parse().unwrap(),
         header: "Authorization".into(),
         value: Secret::parse(VALUE).unwrap(),
+        plain_http: true,
     }];
     let mut o = ProxyOptions::new(
         network,

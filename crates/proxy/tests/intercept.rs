@@ -96,6 +96,7 @@ async fn proxy(port: u16, upstream_ca: Option<String>, ca: Arc<CertAuthority>) -
         host: format!("api.test:{port}").parse().unwrap(),
         header: "Authorization".into(),
         value: Secret::parse(TOKEN).unwrap(),
+        plain_http: false,
     }];
     let mut o = ProxyOptions::new(
         network,
@@ -298,6 +299,7 @@ async fn no_ca_means_credential_hosts_refused() {
         host: format!("api.test:{port}").parse().unwrap(),
         header: "Authorization".into(),
         value: Secret::parse(TOKEN).unwrap(),
+        plain_http: false,
     }];
     let mut o = ProxyOptions::new(
         network,

@@ -136,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             host: host.parse().map_err(|e| anyhow!("--inject {spec}: {e}"))?,
             header: header.to_string(),
             value: Secret::parse(value).map_err(|e| anyhow!("--inject {spec}: {e}"))?,
+            plain_http: false,
         });
     }
     let (client_credential, generated) = match &args.auth {

@@ -196,12 +196,14 @@ fn credential(cx: &mut Cx, node: &Node) -> Option<Credential> {
     let host = m.host(cx, "host");
     let header = header_name(cx, &m, "header");
     let value = m.secret(cx, "value");
+    let plain_http = m.boolean(cx, "plain_http").unwrap_or(false);
     let host = host?;
     Some(Credential {
         name: name.unwrap_or_else(|| host.to_string()),
         host,
         header: header?,
         value: value?,
+        plain_http,
     })
 }
 
