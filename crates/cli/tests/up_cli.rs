@@ -2,11 +2,18 @@
 //! server on one machine; an agent call goes through all three layers, runs
 //! in the jail, and lands in the signed audit log.
 
+#[macro_use]
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{chown_jail, Jail};
 
 const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+
+both_modes!(the_agent_jails_cannot_read_up_s_own_secrets);
 
 fn post(port: u16, key: &str, body: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -26,24 +33,34 @@ Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
 
 /// Starts `airlock up` in `dir`; the process, its port and the agent key.
 fn start_up(dir: &std::path::Path) -> (std::process::Child, u16, String) {
+    start_up_as(None, dir)
+}
+
+/// The same, started by `caller` (see support::Jail) when given.
+fn start_up_as(caller: Option<&Jail>, dir: &std::path::Path) -> (std::process::Child, u16, String) {
     // A port found free can be taken before `up` binds it (another test's
     // outgoing connection): then `up` exits saying so, and a new port is
     // tried. Any other early exit fails the test with `up`'s stderr.
     for _ in 0..3 {
-        if let Some(started) = try_start_up(dir) {
+        if let Some(started) = try_start_up(caller, dir) {
             return started;
         }
     }
     panic!("airlock up found its port taken three times");
 }
 
-fn try_start_up(dir: &std::path::Path) -> Option<(std::process::Child, u16, String)> {
+fn try_start_up(
+    caller: Option<&Jail>,
+    dir: &std::path::Path,
+) -> Option<(std::process::Child, u16, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut up = Command::new(AIRLOCK)
+    let mut up = caller
+        .map(Jail::cmd)
+        .unwrap_or_else(|| Command::new(AIRLOCK))
         .args(["up", "--dir"])
         .arg(dir)
         .args(["--port", &port.to_string()])
@@ -102,6 +119,46 @@ fn try_start_up(dir: &std::path::Path) -> Option<(std::process::Child, u16, Stri
         std::thread::sleep(Duration::from_millis(50));
     }
     Some((up, port, key))
+}
+
+/// Red-team: the built-in server's MCP config (DIR/airlock.yaml) names
+/// only the audit key, but DIR also holds the tunnel token, the agent key,
+/// the PKI's private keys and the gateway's state. With an unprivileged
+/// caller they belong to the uid the agent's commands run as, so the jail
+/// must mask them: the agent could otherwise impersonate the connector (or
+/// sign certificates with the CA key). `up` passes them to its MCP server
+/// with `--deny-read`.
+fn the_agent_jails_cannot_read_up_s_own_secrets(j: &Jail) {
+    // Not under /tmp, which is the jail's own.
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-up-secrets")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown_jail(dir.path());
+    let (mut up, port, key) = start_up_as(Some(j), dir.path());
+    let d = dir.path().display();
+    let command = format!(
+        "for f in {d}/tunnel-token {d}/agent-key {d}/gateway.db {d}/pki/*; do echo \"== $f\"; head -c 300 $f 2>&1; echo; done; echo end"
+    );
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "bash", "arguments": {"command": command},
+        "_meta": {"io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let r = post(port, &key, &call);
+    let _ = up.kill();
+    let _ = up.wait();
+    assert!(r.starts_with("HTTP/1.1 200") && r.contains("end"), "{r}");
+    let token = std::fs::read_to_string(dir.path().join("tunnel-token")).unwrap();
+    assert!(!r.contains(token.trim()), "the tunnel token was read: {r}");
+    assert!(!r.contains(&key), "the agent key file was read: {r}");
+    assert!(!r.contains("PRIVATE KEY"), "a private key was read: {r}");
+    assert!(
+        !r.contains("SQLite format"),
+        "the gateway state was read: {r}"
+    );
 }
 
 #[test]

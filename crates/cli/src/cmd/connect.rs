@@ -139,6 +139,24 @@ fn settings(a: &Args) -> anyhow::Result<airlock_config::Connector> {
     Ok(c)
 }
 
+/// The files holding this connector's secrets, which the agent jails of a
+/// `builtin:` route must not read whatever its MCP config names: the
+/// client key, the token file or the token's `${file:}` references, and
+/// every secret and key file of the connector's own config.
+fn connector_secrets(a: &Args, c: &airlock_config::Connector) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v = vec![c.client_key.clone()];
+    v.extend(a.token_file.clone());
+    v.extend(c.token.refs().filter_map(|r| match r {
+        airlock_config::SecretRef::File(p) => Some(p),
+        _ => None,
+    }));
+    if let Some(path) = &a.config {
+        v.extend(super::config::load(path)?.hidden_files());
+    }
+    v.retain(|p| !p.as_os_str().is_empty());
+    Ok(v)
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let c = settings(&a)?;
     let token = match (&a.token, &a.token_file) {
@@ -179,6 +197,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if o.routes.is_empty() && builtins.is_empty() {
         bail!("no routes: give --route NAME=URL or `connector.routes` in the config");
     }
+    let hidden = connector_secrets(&a, &c)?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         // Each `builtin:` route is an `airlock mcp` on a loopback port that
@@ -190,7 +209,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 .as_deref()
                 .context("a `builtin:` route needs connector.identity_key")?;
             let (child, url) =
-                super::up::start_builtin(config, workdir.as_deref(), key, &c.tunnel, name).await?;
+                super::up::start_builtin(config, workdir.as_deref(), &hidden, key, &c.tunnel, name)
+                    .await?;
             o.routes.insert(name.clone(), RouteTarget::Http(url));
             servers.push(child);
         }
@@ -309,4 +329,62 @@ pub(crate) fn options_from_config(
         o.routes.insert(name.clone(), t);
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: Args,
+    }
+
+    fn secrets_of(argv: &[&str]) -> Vec<PathBuf> {
+        let a = Cli::try_parse_from(std::iter::once("connect").chain(argv.iter().copied()))
+            .unwrap()
+            .a;
+        let c = settings(&a).unwrap();
+        connector_secrets(&a, &c).unwrap()
+    }
+
+    #[test]
+    fn the_builtin_route_hides_the_connector_s_key_and_token_files() {
+        let flags = [
+            "--gateway",
+            "g:1",
+            "--tunnel",
+            "t",
+            "--ca",
+            "/p/ca.pem",
+            "--cert",
+            "/p/c.pem",
+            "--key",
+            "/p/c.key",
+            "--route",
+            "r=http://127.0.0.1:1/",
+        ];
+        let got = secrets_of(&[&flags[..], &["--token-file", "/p/token"]].concat());
+        assert!(
+            got.contains(&"/p/c.key".into()) && got.contains(&"/p/token".into()),
+            "{got:?}"
+        );
+        // Certificates are public: not hidden (the jail may verify with them).
+        assert!(!got.contains(&"/p/c.pem".into()), "{got:?}");
+
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("connector.yaml");
+        std::fs::write(
+            &cfg,
+            "version: 1\nconnector:\n  gateway: g:1\n  tunnel: t\n  token: \"${file:/s/tunnel-token}\"\n  ca: /s/ca.pem\n  client_cert: /s/c.pem\n  client_key: /s/c.key\n  routes:\n    r: { url: \"http://127.0.0.1:1/\" }\n",
+        )
+        .unwrap();
+        let got = secrets_of(&["--config", cfg.to_str().unwrap()]);
+        assert!(
+            got.contains(&"/s/c.key".into()) && got.contains(&"/s/tunnel-token".into()),
+            "{got:?}"
+        );
+    }
 }

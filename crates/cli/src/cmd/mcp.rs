@@ -67,6 +67,12 @@ pub struct Args {
     /// With --gateway-key: accept only assertions for this route.
     #[arg(long, requires = "gateway_key")]
     gateway_route: Option<String>,
+    /// A file or directory no agent jail may read, besides the config's own
+    /// secret and key files (repeatable). `airlock connect` and `airlock up`
+    /// pass their tunnel token, private keys and state this way to the
+    /// built-in server of a `builtin:` route.
+    #[arg(long = "deny-read", value_name = "PATH")]
+    deny_read: Vec<PathBuf>,
 }
 
 /// The approval file: the flag, else `$AIRLOCK_STATE_DIR/approvals.db`,
@@ -86,16 +92,26 @@ pub fn approvals_path(flag: Option<&Path>) -> PathBuf {
 fn catalogs(
     config: &Config,
     workdir: Option<&Path>,
+    deny_read: &[PathBuf],
     network: Option<airlock_jail::NetworkAccess>,
 ) -> anyhow::Result<(Catalogs, Arc<AgentTools>)> {
     let workdir = match workdir {
         Some(w) => w.to_path_buf(),
         None => std::env::current_dir().context("the current directory (the default --workdir)")?,
     };
+    let mut sandbox = crate::egress::jail_sandbox(config, None);
+    for p in deny_read {
+        // Absolute: the jail would read a relative entry against the workdir.
+        let p = std::path::absolute(p).with_context(|| format!("--deny-read {}", p.display()))?;
+        let p = p.to_string_lossy().into_owned();
+        if !sandbox.filesystem.deny_read.contains(&p) {
+            sandbox.filesystem.deny_read.push(p);
+        }
+    }
     let agent = AgentTools::new(AgentOptions {
         workdir: std::fs::canonicalize(&workdir)
             .with_context(|| format!("--workdir {}", workdir.display()))?,
-        sandbox: crate::egress::jail_sandbox(config, None),
+        sandbox,
         launcher: None,
         max_sessions: 64,
         max_sessions_per_agent: 8,
@@ -128,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (catalogs, agent_tools) = catalogs(
         &config,
         args.workdir.as_deref(),
+        &args.deny_read,
         egress.as_ref().map(|e| e.access.clone()),
     )?;
     let shared = Shared::new(

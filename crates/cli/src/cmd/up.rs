@@ -111,6 +111,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         read(pki.join("connector.pem"))?,
         read(pki.join("connector.key"))?,
     );
+    // Everything in DIR but the policy, the audit log and the workspace:
+    // the PKI's private keys, the gateway's state, the tunnel token and
+    // the agent key, none of which the agent jails may read.
+    let hidden: Vec<PathBuf> = [pki.clone(), state_path.clone(), token_file, key_file]
+        .into_iter()
+        .chain(["gateway.db-wal", "gateway.db-shm"].map(|f| a.dir.join(f)))
+        .collect();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let gw = Gateway::start(go).await.context("starting the gateway")?;
@@ -119,6 +126,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             let (child, url) = start_builtin(
                 &config_path,
                 Some(&workdir),
+                &hidden,
                 &gw.public_key.to_base64(),
                 TUNNEL,
                 "tools",
@@ -196,9 +204,13 @@ fn prepare_builtin(
 
 /// Starts `airlock mcp` on a loopback port, trusting only the gateway's
 /// identity assertions for `tunnel`/`route`, and returns it with its URL.
+/// `deny_read`: the caller's own secrets (tunnel token, private keys,
+/// state), which the agent jails must not read although the MCP config
+/// does not name them.
 pub(crate) async fn start_builtin(
     config: &std::path::Path,
     workdir: Option<&std::path::Path>,
+    deny_read: &[PathBuf],
     gateway_key: &str,
     tunnel: &str,
     route: &str,
@@ -209,6 +221,9 @@ pub(crate) async fn start_builtin(
     cmd.arg("mcp").arg("--config").arg(config);
     if let Some(w) = workdir {
         cmd.arg("--workdir").arg(w);
+    }
+    for p in deny_read {
+        cmd.arg("--deny-read").arg(p);
     }
     cmd.args([
         "--listen",
