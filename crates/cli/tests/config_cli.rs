@@ -1,7 +1,6 @@
 //! `airlock config` as a real process: exit codes, both output formats,
 //! the example and the schema, and secret values never printed.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn airlock(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -13,12 +12,23 @@ fn airlock(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run airlock config")
 }
 
-/// A fresh directory for one test.
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("airlock-config-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory for one test, removed when it ends.
+struct Scratch(tempfile::TempDir);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+fn dir(name: &str) -> Scratch {
+    Scratch(
+        tempfile::Builder::new()
+            .prefix(&format!("airlock-config-cli-{name}-"))
+            .tempdir()
+            .unwrap(),
+    )
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
@@ -486,7 +496,7 @@ fn gateway_and_connector_run_from_config() {
     let _conn = Kill(
         bin()
             .args(["connect", "--config", &conn_file])
-            .current_dir(&d)
+            .current_dir(&*d)
             .env_remove("AIRLOCK_TUNNEL_TOKEN")
             .stderr(Stdio::null())
             .spawn()
