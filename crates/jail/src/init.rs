@@ -183,9 +183,7 @@ fn run_a() -> Result<()> {
         libc::close(mapped_w);
         // B has the command's stdio; this process never writes to it, and
         // holding it would keep the caller's pipes open until our exit.
-        for fd in 0..3 {
-            libc::close(fd);
-        }
+        close_stdio();
     }
     supervise(b, false);
     if spec.background_exit {
@@ -251,9 +249,7 @@ fn run_b(
     kill_all_and_reap();
     // Our exit (tearing down the mount namespace) comes after the status:
     // the caller's end of the command's stdio must not wait for it.
-    for fd in 0..3 {
-        unsafe { libc::close(fd) };
-    }
+    close_stdio();
     report(&InitReport::Status(status));
     if spec.background_exit {
         // The mount namespace's teardown comes with this process's exit.
@@ -668,4 +664,14 @@ fn send_relay_listeners(ports: &[u16]) -> Result<()> {
         libc::close(RELAY_FD);
     }
     Ok(())
+}
+
+/// Closes descriptors 0-2 in one call (close_range, Linux 5.9), one by one
+/// where the kernel lacks it.
+fn close_stdio() {
+    if unsafe { libc::syscall(libc::SYS_close_range, 0u32, 2u32, 0u32) } != 0 {
+        for fd in 0..3 {
+            unsafe { libc::close(fd) };
+        }
+    }
 }
