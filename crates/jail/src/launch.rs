@@ -523,6 +523,16 @@ fn start(spec: &JailSpec, argv: &[String], launch: Launch) -> Result<Running, Ja
     prepared.send(spec, cgroup)
 }
 
+/// Debug builds only: `AIRLOCK_TEST_SWAP_BEFORE_MOUNT=FROM:ASIDE:LINK`
+/// makes the init move FROM aside and link it to LINK between these checks
+/// and its mounts (the race tests in crates/cli/tests/redteam_mount_race_cli.rs).
+#[cfg(debug_assertions)]
+fn test_swap() -> Option<[PathBuf; 3]> {
+    let v = std::env::var("AIRLOCK_TEST_SWAP_BEFORE_MOUNT").ok()?;
+    let mut it = v.splitn(3, ':').map(PathBuf::from);
+    Some([it.next()?, it.next()?, it.next()?])
+}
+
 /// What `start` resolves before the cgroup is known.
 struct Prepared {
     init: InitSpec,
@@ -612,6 +622,17 @@ fn prepare(
     }
     masked.extend(found.masked.iter().cloned());
     let mut protected = found.protected.clone();
+    // The jail pins a protected symlink itself and never follows it (a
+    // link where none was is refused: see `resolve`). What a link inside
+    // the writable paths points to is protected too, by its real path.
+    for l in &found.protected_links {
+        if let Ok(t) = std::fs::canonicalize(l) {
+            let inside = writable.iter().any(|w| t.starts_with(w) && t != *w);
+            if inside && !writable.iter().any(|w| w.starts_with(&t)) {
+                protected.insert(t);
+            }
+        }
+    }
     for d in &fs.deny_write {
         if let Some(c) = canonical_existing(&resolve_entry(d, &workdir)) {
             protected.insert(c);
@@ -680,6 +701,7 @@ fn prepare(
         scratch: mount_point,
         writable: writable.clone(),
         protected: protected.iter().cloned().collect(),
+        protected_links: found.protected_links.iter().cloned().collect(),
         masked: masked.into_iter().collect(),
         tmp_size: limits.tmp_size.0,
         rlimits: Rlimits {
@@ -709,6 +731,8 @@ fn prepare(
         },
         hostname: "airlock".into(),
         background_exit: spec.detached,
+        #[cfg(debug_assertions)]
+        test_swap: test_swap(),
     };
     Ok(Prepared {
         init,
@@ -1122,17 +1146,29 @@ impl Running {
         }
         // Final now: nothing in the jail can allocate or fork any more.
         let usage = self.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
-        let (findings, scan_truncated) = enforce_protected(
-            &self.writable,
-            &self.name_deny,
-            &self.protected_before,
-            &self.setid_before,
-        );
-        let during = during();
-        let had_cgroup = self.cgroup.is_some();
         let status_seen = text
             .lines()
             .any(|l| matches!(serde_json::from_str(l), Ok(InitReport::Status(_))));
+        // The init reports a setup error only before the command is
+        // executed: nothing of it ran, so it planted nothing. The scan
+        // would take files another writer moved meanwhile (the change that
+        // made the jail refuse to start) for planted ones and delete them.
+        let setup_failed = !status_seen
+            && text
+                .lines()
+                .any(|l| matches!(serde_json::from_str(l), Ok(InitReport::Error(_))));
+        let (findings, scan_truncated) = if setup_failed {
+            (Vec::new(), false)
+        } else {
+            enforce_protected(
+                &self.writable,
+                &self.name_deny,
+                &self.protected_before,
+                &self.setid_before,
+            )
+        };
+        let during = during();
+        let had_cgroup = self.cgroup.is_some();
         let detached = detach
             && status_seen
             && match (&self.cgroup, self.cleaner.take()) {

@@ -23,6 +23,7 @@ mod launch;
 mod mounts;
 pub mod probe;
 mod relay;
+mod resolve;
 pub mod rules;
 pub mod seccomp;
 pub mod spec;

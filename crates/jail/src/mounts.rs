@@ -3,8 +3,10 @@
 //! with its dangerous entries covered; a minimal /dev; a private /tmp;
 //! writable binds; protected files read-only again; masked paths hidden.
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use crate::resolve::{self, Refused};
 use crate::spec::InitSpec;
 use crate::sys::{self, mount, mount_setattr, Result};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
@@ -49,13 +51,19 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
         None,
     )?;
     mount_setattr(root, true, RO, 0)?;
+    // Every target below is opened from here, never looked up by path
+    // again (see `resolve`). The scratch directory is the launcher's own.
+    let base = open_dir(root)?;
 
     // Writable paths first: a path under /tmp is bound into the fresh /tmp
     // afterwards, so keep those for later.
     let (under_tmp, elsewhere): (Vec<&PathBuf>, Vec<&PathBuf>) =
         spec.writable.iter().partition(|p| p.starts_with("/tmp"));
     for p in &elsewhere {
-        bind_writable(p, &inside(root, p))?;
+        // The copy of the host tree under the new root holds the same
+        // folder: bind it onto itself, writable.
+        let t = target(&base, p, "writable path")?;
+        bind_writable(p, &t, &t)?;
     }
 
     mount_proc(&root.join("proc"))?;
@@ -69,10 +77,15 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
         Some(&tmp_opts),
     )
     .map_err(|e| format!("{e} (the jail's /tmp)"))?;
-    for p in &under_tmp {
-        let t = inside(root, p);
-        std::fs::create_dir_all(&t).map_err(|e| format!("mkdir {}: {e}", t.display()))?;
-        bind_writable(p, &t)?;
+    if !under_tmp.is_empty() {
+        let host = open_dir(Path::new("/"))?;
+        for p in &under_tmp {
+            let t = inside(root, p);
+            // In the fresh /tmp, which nothing else can reach.
+            std::fs::create_dir_all(&t).map_err(|e| format!("mkdir {}: {e}", t.display()))?;
+            let src = target(&host, p, "writable path")?;
+            bind_writable(p, &src, &target(&base, p, "writable path")?)?;
+        }
     }
     // Sockets of host services commonly live here; the jail gets empty ones.
     for d in ["run", "var/run", "dev/shm"] {
@@ -88,19 +101,52 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
         }
     }
 
+    #[cfg(debug_assertions)]
+    if let Some([from, aside, link]) = &spec.test_swap {
+        test_swap(from, aside, link)?;
+    }
     pin_ancestors(
-        root,
+        &base,
         &spec.writable,
         spec.protected.iter().chain(&spec.masked),
     )?;
     for p in &spec.protected {
-        let t = inside(root, p);
-        mount(Some(&t), &t, None, libc::MS_BIND | libc::MS_REC, None)?;
-        mount_setattr(&t, true, RO, 0)?;
+        // Only a link the launcher found is opened as a link (pinned
+        // itself, never followed); a link anywhere else is refused.
+        let link_ok = spec.protected_links.contains(p);
+        let t = match resolve::open_beneath(&base, p, link_ok) {
+            Ok(t) => t,
+            // Outside the writable paths the tree is read-only already.
+            Err(Refused::Missing) if !in_writable(p, &spec.writable) => continue,
+            Err(e) => return Err(refused(p, "protected path", e)),
+        };
+        let tree = sys::open_tree(&t, true)
+            .map_err(|e| format!("open_tree {}: {e} (protect)", p.display()))?;
+        // Read-only before it is attached: never writable for an instant.
+        sys::mount_setattr_fd(&tree, true, RO, 0)
+            .map_err(|e| format!("{e} (protect {})", p.display()))?;
+        sys::move_mount(&tree, &t)
+            .map_err(|e| format!("move_mount onto {}: {e} (protect)", p.display()))?;
     }
+    let null = resolve::open_beneath(&base, Path::new("dev/null"), false)
+        .map_err(|e| format!("the jail's /dev/null: {e}"))?;
     for p in &spec.masked {
-        mask(&inside(root, p), root)?;
+        // Below another mask: already hidden (and not visible to open).
+        if spec.masked.iter().any(|m| m != p && p.starts_with(m)) {
+            continue;
+        }
+        let t = match resolve::open_beneath(&base, p, false) {
+            Ok(t) => t,
+            // Not visible in the jail at all (e.g. under the host's /tmp,
+            // which the jail replaces): nothing to hide. Inside a writable
+            // path the launcher saw it a moment ago: gone now means moved
+            // (perhaps to a name the jail can read), so refuse.
+            Err(Refused::Missing) if !in_writable(p, &spec.writable) => continue,
+            Err(e) => return Err(refused(p, "deny-read path", e)),
+        };
+        mask(p, &t, &null)?;
     }
+    drop((base, null));
 
     // Enter the new root; the old one is detached and unreachable.
     std::env::set_current_dir(root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
@@ -111,6 +157,53 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
     sys::check(rc, || "detach the old root".into())?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
+}
+
+fn in_writable(p: &Path, writable: &[PathBuf]) -> bool {
+    writable.iter().any(|w| p.starts_with(w))
+}
+
+/// The one-line reason a run is refused: a target changed between the
+/// launcher's check and the mount.
+fn refused(p: &Path, what: &str, e: Refused) -> String {
+    match e {
+        Refused::Other(e) => format!("open the {what} {}: {e}", p.display()),
+        e => format!(
+            "{what} {} changed after the launcher checked it ({e}): another process \
+             writing there, or an attack; refusing to build the jail on it",
+            p.display()
+        ),
+    }
+}
+
+/// Opens `p` (canonical, existing: a writable root) below `base`; it must
+/// be there and reached without a symlink.
+fn target(base: &OwnedFd, p: &Path, what: &str) -> Result<OwnedFd> {
+    resolve::open_beneath(base, p, false).map_err(|e| refused(p, what, e))
+}
+
+fn open_dir(p: &Path) -> Result<OwnedFd> {
+    let c = sys::cstr(p)?;
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    sys::check(fd, || format!("open {}", p.display()))?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Test hook, compiled into debug builds only: what a concurrent writer
+/// does between the launcher's check and the mounts. `from` is moved to
+/// `aside` and a symlink to `link` takes its place (none if `link` is empty).
+#[cfg(debug_assertions)]
+fn test_swap(from: &Path, aside: &Path, link: &Path) -> Result<()> {
+    std::fs::rename(from, aside).map_err(|e| format!("test swap: rename: {e}"))?;
+    if link.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::os::unix::fs::symlink(link, from).map_err(|e| format!("test swap: symlink: {e}"))
 }
 
 /// Binds onto itself every directory strictly between a writable root and a
@@ -125,7 +218,7 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
 /// shared by several paths are bound once; parents are bound before their
 /// children, recursively so that writable binds below them stay visible.
 fn pin_ancestors<'a>(
-    root: &Path,
+    base: &OwnedFd,
     writable: &[PathBuf],
     covered: impl Iterator<Item = &'a PathBuf>,
 ) -> Result<()> {
@@ -144,28 +237,34 @@ fn pin_ancestors<'a>(
     }
     // A BTreeSet of paths orders every folder before what lies below it.
     for d in &pins {
-        let t = inside(root, d);
-        match std::fs::symlink_metadata(&t) {
-            Ok(m) if m.is_dir() => {}
-            // Not there (the covered path does not exist yet) or a link:
-            // nothing to pin; the post-run scan judges what appears.
-            _ => continue,
-        }
-        mount(Some(&t), &t, None, libc::MS_BIND | libc::MS_REC, None)
+        let t = match resolve::open_beneath(base, d, false) {
+            Ok(t) => t,
+            // Gone: the protected or masked path below it is judged when
+            // it is opened (inside a writable path: refused).
+            Err(Refused::Missing) => continue,
+            Err(e) => return Err(refused(d, "folder", e)),
+        };
+        // A pin needs no attributes: mount(2) onto the open folder itself.
+        let fd = sys::fd_path(&t);
+        mount(Some(&fd), &fd, None, libc::MS_BIND | libc::MS_REC, None)
             .map_err(|e| format!("{e} (pin {})", d.display()))?;
     }
     Ok(())
 }
 
-fn bind_writable(host: &Path, target: &Path) -> Result<()> {
-    mount(Some(host), target, None, libc::MS_BIND | libc::MS_REC, None)?;
-    mount_setattr(
-        target,
+/// Binds `src` onto `target` writable (nosuid, nodev), recursively.
+fn bind_writable(host: &Path, src: &OwnedFd, target: &OwnedFd) -> Result<()> {
+    let tree = sys::open_tree(src, true)
+        .map_err(|e| format!("open_tree {}: {e} (make it writable)", host.display()))?;
+    sys::mount_setattr_fd(
+        &tree,
         true,
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         MOUNT_ATTR_RDONLY,
     )
-    .map_err(|e| format!("{e} (make {} writable)", host.display()))
+    .map_err(|e| format!("{e} (make {} writable)", host.display()))?;
+    sys::move_mount(&tree, target)
+        .map_err(|e| format!("move_mount onto {}: {e} (make it writable)", host.display()))
 }
 
 fn mount_proc(t: &Path) -> Result<()> {
@@ -195,7 +294,7 @@ fn mount_proc(t: &Path) -> Result<()> {
     for e in PROC_HIDDEN {
         let p = t.join(e);
         if p.exists() {
-            mask(&p, Path::new("/"))?;
+            hide_proc_entry(&p, Path::new("/dev/null"))?;
         }
     }
     Ok(())
@@ -244,14 +343,9 @@ fn mount_dev(t: &Path) -> Result<()> {
     mount_setattr(t, false, MOUNT_ATTR_RDONLY, 0)
 }
 
-/// Hides `p`: an empty read-only tmpfs over a directory, the jail's empty
-/// /dev/null-like file over anything else.
-fn mask(p: &Path, root: &Path) -> Result<()> {
-    // Not visible in the jail at all (e.g. under the host's /tmp): nothing to hide.
-    let Ok(meta) = std::fs::symlink_metadata(p) else {
-        return Ok(());
-    };
-    if meta.is_dir() {
+/// Hides /proc entries (the jail's own, fresh /proc).
+fn hide_proc_entry(p: &Path, null: &Path) -> Result<()> {
+    if p.is_dir() {
         mount(
             None,
             p,
@@ -260,13 +354,28 @@ fn mask(p: &Path, root: &Path) -> Result<()> {
             Some("size=4k,mode=000"),
         )
     } else {
-        let null = root.join("dev/null");
-        let src = if null.exists() {
-            null
-        } else {
-            PathBuf::from("/dev/null")
-        };
-        mount(Some(&src), p, None, libc::MS_BIND, None)?;
+        mount(Some(null), p, None, libc::MS_BIND, None)?;
         mount_setattr(p, false, RO | MOUNT_ATTR_NOEXEC, 0)
+    }
+}
+
+/// Hides the opened `t` (the deny-read path `p`): an empty read-only tmpfs
+/// over a directory, the jail's /dev/null (read-only) over anything else.
+fn mask(p: &Path, t: &OwnedFd, null: &OwnedFd) -> Result<()> {
+    let kind = sys::file_type(t).map_err(|e| format!("stat {}: {e}", p.display()))?;
+    if kind == libc::S_IFDIR {
+        mount(
+            None,
+            &sys::fd_path(t),
+            Some("tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("size=4k,mode=000"),
+        )
+        .map_err(|e| format!("{e} (hide {})", p.display()))
+    } else {
+        let tree = sys::open_tree(null, false).map_err(|e| format!("open_tree /dev/null: {e}"))?;
+        sys::mount_setattr_fd(&tree, false, RO | MOUNT_ATTR_NOEXEC, 0)?;
+        sys::move_mount(&tree, t)
+            .map_err(|e| format!("move_mount onto {}: {e} (hide)", p.display()))
     }
 }

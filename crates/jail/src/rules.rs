@@ -152,6 +152,9 @@ fn is_git_dir(dir: &Path) -> bool {
 pub struct Found {
     pub masked: BTreeSet<PathBuf>,
     pub protected: BTreeSet<PathBuf>,
+    /// The entries of `protected` that are symlinks (the jail pins the
+    /// link itself; any other symlink at a protected path refuses the run).
+    pub protected_links: BTreeSet<PathBuf>,
     /// Regular files with a setuid or setgid bit.
     pub setid: BTreeSet<PathBuf>,
     /// True when a root had more entries than the walk's limit.
@@ -186,6 +189,9 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String], limit: Option<usize>) -> Fo
                 // symlink) points git at config and hooks elsewhere.
                 if is_protected(&p) || (name == ".git" && !ft.is_dir()) {
                     f.protected.insert(p.clone());
+                    if ft.is_symlink() {
+                        f.protected_links.insert(p.clone());
+                    }
                 }
                 if name_deny.iter().any(|pat| name_matches(pat, &name)) && !ft.is_symlink() {
                     f.masked.insert(p.clone());
@@ -208,7 +214,10 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String], limit: Option<usize>) -> Fo
                                 continue;
                             };
                             let a = info.join(rest);
-                            if std::fs::symlink_metadata(&a).is_ok() {
+                            if let Ok(m) = std::fs::symlink_metadata(&a) {
+                                if m.file_type().is_symlink() {
+                                    f.protected_links.insert(a.clone());
+                                }
                                 f.protected.insert(a);
                             }
                         }

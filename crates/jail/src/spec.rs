@@ -29,6 +29,12 @@ pub struct InitSpec {
     pub writable: Vec<PathBuf>,
     /// Host paths made read-only again inside writable ones (canonical, existing).
     pub protected: Vec<PathBuf>,
+    /// The entries of `protected` that were symlinks when the launcher
+    /// looked: the init pins the link itself, never what it points to. Any
+    /// other symlink where a protected, masked or writable path should be
+    /// refuses the run.
+    #[serde(default)]
+    pub protected_links: Vec<PathBuf>,
     /// Host paths hidden (canonical, existing): directories become an empty
     /// read-only tmpfs, files read as empty.
     pub masked: Vec<PathBuf>,
@@ -47,6 +53,13 @@ pub struct InitSpec {
     /// reported (the launcher detaches): they exit at idle priority.
     #[serde(default)]
     pub background_exit: bool,
+    /// Tests only, debug builds only (`AIRLOCK_TEST_SWAP_BEFORE_MOUNT`):
+    /// `[from, aside, link]`, the init moves `from` to `aside` and puts a
+    /// symlink to `link` (none if empty) in its place after the launcher's checks and
+    /// before its own mounts: the race a concurrent writer could win.
+    #[cfg(debug_assertions)]
+    #[serde(default)]
+    pub test_swap: Option<[PathBuf; 3]>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

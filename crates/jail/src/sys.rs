@@ -3,8 +3,9 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -102,6 +103,87 @@ pub fn mount_setattr(target: &Path, recursive: bool, set: u64, clr: u64) -> Resu
         format!("mount_setattr {}", target.display())
     })?;
     Ok(())
+}
+
+/// [`mount_setattr`] on the mount `fd` names (an [`open_tree`] clone,
+/// attached or not): the same mount whatever happens to the path since.
+pub fn mount_setattr_fd(fd: &OwnedFd, recursive: bool, set: u64, clr: u64) -> Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(rc as libc::c_int, || "mount_setattr".into())?;
+    Ok(())
+}
+
+/// A detached copy (`OPEN_TREE_CLONE`) of the file or directory `fd`
+/// names, and of every mount below it when `recursive`: a bind mount not
+/// yet attached anywhere, whose attributes can be set before it is visible.
+pub fn open_tree(fd: &OwnedFd, recursive: bool) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint
+        | if recursive {
+            libc::AT_RECURSIVE as libc::c_uint
+        } else {
+            0
+        };
+    let rc = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// Attaches the detached mount `tree` onto the file or directory `target`
+/// names (both by descriptor: no path is looked up).
+pub fn move_mount(tree: &OwnedFd, target: &OwnedFd) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The path through which mount(2) reaches exactly the inode `fd` names:
+/// the magic link is not followed by name but jumps to the open file.
+/// (The init's /proc is still the host's when it builds the jail.)
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// The file type bits (`S_IFMT`) of what `fd` names.
+pub fn file_type(fd: &OwnedFd) -> io::Result<u32> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.st_mode & libc::S_IFMT)
 }
 
 /// Writes a whole small file (proc/cgroup control files).
