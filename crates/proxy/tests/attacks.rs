@@ -2,8 +2,10 @@
 //! resolver, and must end with the expected refusal (or, for the controls,
 //! the expected success).
 
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_config::{Credential, HostPattern, Network, NetworkMode, Secret};
@@ -11,119 +13,78 @@ use airlock_proxy::{
     start_tcp, Decision, Limits, ProxyCredential, ProxyHandle, ProxyOptions, StaticResolver,
 };
 use base64::Engine;
+use support::{
+    exchange, proxy_authorization, read_all, read_until, read_until_head, status, Conn, Seen,
+    Upstream,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const SECRET: &str = "tok-3f9a1c2e7b5d4a60";
 
 /// A loopback upstream that records every byte it receives per connection.
-struct Upstream {
-    port: u16,
-    seen: Arc<Mutex<Vec<String>>>,
+async fn upstream() -> Upstream {
+    Upstream::plain(record_everything).await
 }
 
-impl Upstream {
-    async fn start(ip: &str) -> Upstream {
-        let l = TcpListener::bind((ip, 0)).await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s2 = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                let seen = s2.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let head_end = loop {
-                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break p + 4;
-                        }
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => {
-                                // A dial refused before any request leaves no trace.
-                                if !buf.is_empty() {
-                                    seen.lock()
-                                        .unwrap()
-                                        .push(String::from_utf8_lossy(&buf).into());
-                                }
-                                return;
-                            }
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                    if head.contains("upgrade: websocket") {
-                        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").await;
-                        seen.lock()
-                            .unwrap()
-                            .push(String::from_utf8_lossy(&buf).into());
-                        let rest = buf[head_end..].to_vec();
-                        let _ = s.write_all(&rest).await;
-                        let (mut r, mut w) = s.split();
-                        let _ = tokio::io::copy(&mut r, &mut w).await;
-                        return;
-                    }
-                    let cl: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    let chunked = head.contains("transfer-encoding: chunked");
-                    loop {
-                        let body = &buf[head_end..];
-                        let done = if chunked {
-                            body.windows(5).any(|w| w == b"0\r\n\r\n")
-                        } else {
-                            body.len() >= cl
-                        };
-                        if done {
-                            break;
-                        }
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let _ = s
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                        )
-                        .await;
-                    // Keep reading briefly: anything smuggled after the body shows up here.
-                    while let Ok(Ok(n)) =
-                        tokio::time::timeout(Duration::from_millis(100), s.read(&mut chunk)).await
-                    {
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    seen.lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&buf).into());
-                });
-            }
-        });
-        Upstream { port, seen }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// What the upstream recorded, once it has recorded something: it
-    /// records after its own response, which the proxy may have relayed
-    /// in full (a scanned response ends at its length) before that.
-    async fn seen_some(&self) -> Vec<String> {
-        for _ in 0..200 {
-            let s = self.seen();
-            if !s.is_empty() {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+async fn record_everything(mut s: Conn, seen: Seen) {
+    let record = |buf: &[u8]| {
+        seen.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(buf).into())
+    };
+    let mut buf = Vec::new();
+    if !read_until_head(&mut s, &mut buf).await {
+        // A dial refused before any request leaves no trace.
+        if !buf.is_empty() {
+            record(&buf);
         }
-        panic!("the upstream recorded no request");
+        return;
     }
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    if head.contains("upgrade: websocket") {
+        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n").await;
+        record(&buf);
+        let _ = s.write_all(&buf[head_end..]).await;
+        let (mut r, mut w) = tokio::io::split(s);
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        return;
+    }
+    let cl: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let chunked = head.contains("transfer-encoding: chunked");
+    let mut chunk = [0u8; 4096];
+    loop {
+        let body = &buf[head_end..];
+        let done = if chunked {
+            body.windows(5).any(|w| w == b"0\r\n\r\n")
+        } else {
+            body.len() >= cl
+        };
+        if done {
+            break;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let _ = s
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        .await;
+    // Keep reading briefly: anything smuggled after the body shows up here.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(100), s.read(&mut chunk)).await
+    {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    record(&buf);
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -139,6 +100,32 @@ struct Env {
     up: Upstream,
     resolver: Arc<StaticResolver>,
 }
+
+/// One name per class of address the proxy refuses (`{name}.test`), and
+/// the address it resolves to. Each is allowed by a host rule: the refusal
+/// comes from the address alone.
+const CLASSES: [(&str, &str); 20] = [
+    ("loopback", "127.0.0.2"),
+    ("ten", "10.0.0.1"),
+    ("oneseventwo", "172.16.0.1"),
+    ("oneninetwo", "192.168.0.1"),
+    ("metadata", "169.254.169.254"),
+    ("linklocal", "169.254.1.1"),
+    ("awsv6", "fd00:ec2::254"),
+    ("cgnat", "100.64.0.1"),
+    ("multicast", "224.0.0.1"),
+    ("unspecified", "0.0.0.0"),
+    ("broadcast", "255.255.255.255"),
+    ("v6loop", "::1"),
+    ("v6link", "fe80::1"),
+    ("mapped", "::ffff:127.0.0.1"),
+    ("nat64", "64:ff9b::7f00:1"),
+    ("sixtofour", "2002:7f00:1::1"),
+    ("teredo", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+    ("compat", "::127.0.0.1"),
+    ("ula", "fc00::1"),
+    ("doc", "192.0.2.1"),
+];
 
 fn resolver() -> StaticResolver {
     let r = StaticResolver::new()
@@ -156,35 +143,13 @@ fn resolver() -> StaticResolver {
                 vec![ip("169.254.169.254")],
             ],
         );
-    let classes = [
-        ("loopback", "127.0.0.2"),
-        ("ten", "10.0.0.1"),
-        ("oneseventwo", "172.16.0.1"),
-        ("oneninetwo", "192.168.0.1"),
-        ("metadata", "169.254.169.254"),
-        ("linklocal", "169.254.1.1"),
-        ("awsv6", "fd00:ec2::254"),
-        ("cgnat", "100.64.0.1"),
-        ("multicast", "224.0.0.1"),
-        ("unspecified", "0.0.0.0"),
-        ("broadcast", "255.255.255.255"),
-        ("v6loop", "::1"),
-        ("v6link", "fe80::1"),
-        ("mapped", "::ffff:127.0.0.1"),
-        ("nat64", "64:ff9b::7f00:1"),
-        ("sixtofour", "2002:7f00:1::1"),
-        ("teredo", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
-        ("compat", "::127.0.0.1"),
-        ("ula", "fc00::1"),
-        ("doc", "192.0.2.1"),
-    ];
-    classes
+    CLASSES
         .iter()
         .fold(r, |r, (n, a)| r.with(&format!("{n}.test"), &[ip(a)]))
 }
 
 async fn env_with(mode: NetworkMode, tweak: impl FnOnce(&mut ProxyOptions, u16)) -> Env {
-    let up = Upstream::start("127.0.0.1").await;
+    let up = upstream().await;
     let p = up.port;
     let mut allow: Vec<String> = [
         "good.test",
@@ -199,28 +164,7 @@ async fn env_with(mode: NetworkMode, tweak: impl FnOnce(&mut ProxyOptions, u16))
     .iter()
     .map(|h| format!("{h}:{p}"))
     .collect();
-    for c in [
-        "loopback",
-        "ten",
-        "oneseventwo",
-        "oneninetwo",
-        "metadata",
-        "linklocal",
-        "awsv6",
-        "cgnat",
-        "multicast",
-        "unspecified",
-        "broadcast",
-        "v6loop",
-        "v6link",
-        "mapped",
-        "nat64",
-        "sixtofour",
-        "teredo",
-        "compat",
-        "ula",
-        "doc",
-    ] {
+    for (c, _) in CLASSES {
         allow.push(format!("{c}.test:{p}"));
     }
     allow.push("portless.test".into());
@@ -276,10 +220,7 @@ async fn env() -> Env {
 }
 
 fn auth() -> String {
-    format!(
-        "Proxy-Authorization: Basic {}\r\n",
-        base64::engine::general_purpose::STANDARD.encode("airlock:run-pass-1")
-    )
+    proxy_authorization("airlock", "run-pass-1")
 }
 
 impl Env {
@@ -289,36 +230,19 @@ impl Env {
 
     /// Send raw bytes, read the whole answer.
     async fn raw(&self, req: &[u8]) -> String {
-        let mut s = TcpStream::connect(self.addr()).await.unwrap();
-        s.write_all(req).await.unwrap();
-        let mut out = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
-        String::from_utf8_lossy(&out).into()
+        exchange(self.addr(), req).await
     }
 
     /// CONNECT to `target`, then (if 200) one GET through the tunnel. Returns the proxy's status.
     async fn connect(&self, target: &str) -> u16 {
-        let mut s = TcpStream::connect(self.addr()).await.unwrap();
-        s.write_all(format!("CONNECT {target} HTTP/1.1\r\n{}\r\n", auth()).as_bytes())
-            .await
-            .unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await {
-                Ok(Ok(1)) => head.push(b[0]),
-                _ => break,
-            }
-        }
-        let st = status(&String::from_utf8_lossy(&head));
+        let (head, mut s) = support::connect(self.addr(), target, &auth()).await;
+        let st = status(&head);
         if st == 200 {
             s.write_all(b"GET /via-tunnel HTTP/1.1\r\nHost: x\r\n\r\n")
                 .await
                 .unwrap();
-            let mut out = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
             assert!(
-                String::from_utf8_lossy(&out).ends_with("ok"),
+                read_all(&mut s).await.ends_with("ok"),
                 "tunnel did not reach upstream"
             );
         }
@@ -337,39 +261,11 @@ impl Env {
     }
 }
 
-fn status(resp: &str) -> u16 {
-    resp.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn every_address_class_is_refused() {
     let e = env().await;
     let p = e.up.port;
-    for c in [
-        "loopback",
-        "ten",
-        "oneseventwo",
-        "oneninetwo",
-        "metadata",
-        "linklocal",
-        "awsv6",
-        "cgnat",
-        "multicast",
-        "unspecified",
-        "broadcast",
-        "v6loop",
-        "v6link",
-        "mapped",
-        "nat64",
-        "sixtofour",
-        "teredo",
-        "compat",
-        "ula",
-        "doc",
-    ] {
+    for (c, _) in CLASSES {
         assert_eq!(e.connect(&format!("{c}.test:{p}")).await, 403, "{c}");
         assert_eq!(
             status(&e.get(&format!("{c}.test:{p}"), "").await),
@@ -448,87 +344,36 @@ async fn dns_rebinding_dials_the_checked_address() {
 async fn names_trailing_dots_case_idna_homographs() {
     let e = env().await;
     let p = e.up.port;
-    assert_eq!(
-        e.connect(&format!("good.test.:{p}")).await,
-        200,
-        "one trailing dot"
-    );
-    assert_eq!(
-        e.connect(&format!("GoOd.TeSt:{p}")).await,
-        200,
-        "mixed case"
-    );
-    assert_eq!(
-        e.connect(&format!("good.test..:{p}")).await,
-        400,
-        "two trailing dots"
-    );
-    assert_eq!(
-        e.connect(&format!("xn--BCHER-kva.test:{p}")).await,
-        200,
-        "punycode, mixed case"
-    );
-    assert_eq!(
-        e.connect(&format!("bücher.test:{p}")).await,
-        400,
-        "raw UTF-8 in a request line"
-    );
-    let (r, _) = socks(
-        &e,
-        &[2],
-        "airlock",
-        "run-pass-1",
-        3,
-        "BÜCHER.test".as_bytes(),
-        p,
-    )
-    .await;
-    assert_eq!(r[1], 0, "IDNA to punycode (SOCKS domain)");
-    assert_eq!(
-        e.connect(&format!("g\u{43e}\u{43e}d.test:{p}")).await,
-        400,
-        "Cyrillic homograph, raw"
-    );
-    let (r, _) = socks(
-        &e,
-        &[2],
-        "airlock",
-        "run-pass-1",
-        3,
-        "g\u{43e}\u{43e}d.test".as_bytes(),
-        p,
-    )
-    .await;
-    assert_eq!(
-        r[1], 2,
-        "Cyrillic homograph becomes xn--…, matching no rule"
-    );
-    assert_eq!(
-        e.connect(&format!("[good.test]:{p}")).await,
-        400,
-        "brackets around a name"
-    );
-    assert_eq!(
-        e.connect(&format!("user@good.test:{p}")).await,
-        400,
-        "userinfo"
-    );
+    for (host, want, why) in [
+        ("good.test.", 200, "one trailing dot"),
+        ("GoOd.TeSt", 200, "mixed case"),
+        ("good.test..", 400, "two trailing dots"),
+        ("xn--BCHER-kva.test", 200, "punycode, mixed case"),
+        ("bücher.test", 400, "raw UTF-8 in a request line"),
+        ("g\u{43e}\u{43e}d.test", 400, "Cyrillic homograph, raw"),
+        ("[good.test]", 400, "brackets around a name"),
+        ("user@good.test", 400, "userinfo"),
+        ("nxdomain.test", 403, "no rule"),
+        ("other.test", 403, "deny wins"),
+    ] {
+        assert_eq!(e.connect(&format!("{host}:{p}")).await, want, "{why}");
+    }
+    assert_eq!(e.connect("good.test").await, 400, "CONNECT without port");
     assert_eq!(
         status(&e.get(&format!("user:pw@good.test:{p}"), "").await),
         400,
         "userinfo in URI"
     );
     assert_eq!(
-        e.connect(&format!("nxdomain.test:{p}")).await,
-        403,
-        "no rule"
+        socks_reply(&e, 3, "BÜCHER.test".as_bytes(), p).await,
+        0,
+        "IDNA to punycode (SOCKS domain)"
     );
     assert_eq!(
-        e.connect(&format!("other.test:{p}")).await,
-        403,
-        "deny wins"
+        socks_reply(&e, 3, "g\u{43e}\u{43e}d.test".as_bytes(), p).await,
+        2,
+        "Cyrillic homograph becomes xn--…, matching no rule"
     );
-    assert_eq!(e.connect("good.test").await, 400, "CONNECT without port");
 }
 
 #[tokio::test]
@@ -818,17 +663,8 @@ async fn websocket_only_to_allowed_hosts() {
     )
     .await
     .unwrap();
-    let mut got = Vec::new();
-    let mut b = [0u8; 256];
-    while !String::from_utf8_lossy(&got).ends_with("ping") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&b[..n]);
-    }
-    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 101"));
+    let got = read_until(&mut s, "ping").await;
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
     let r = e.get(&format!("nope.test:{p}"), ws).await;
     assert_eq!(status(&r), 403);
 }
@@ -868,8 +704,16 @@ async fn socks(
     q.extend_from_slice(&port.to_be_bytes());
     s.write_all(&q).await.unwrap();
     let mut rep = [0u8; 10];
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut rep)).await;
+    let _ = tokio::time::timeout(support::PATIENCE, s.read_exact(&mut rep)).await;
     (rep.to_vec(), Some(s))
+}
+
+/// SOCKS5 with the proxy credential to `addr` (`atyp` 1 IPv4, 3 domain,
+/// 4 IPv6): the reply's code (0 granted, 2 not allowed).
+async fn socks_reply(e: &Env, atyp: u8, addr: &[u8], port: u16) -> u8 {
+    socks(e, &[2], "airlock", "run-pass-1", atyp, addr, port)
+        .await
+        .0[1]
 }
 
 #[tokio::test]
@@ -889,48 +733,43 @@ async fn socks5() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
-    assert!(String::from_utf8_lossy(&out).ends_with("ok"));
-    // IPv4 target that is internal (named by a rule, still refused by address).
-    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 1, &[10, 0, 0, 1], 80).await;
-    assert_eq!(r[1], 2);
-    // IPv6 loopback target.
-    let (r, _) = socks(
-        &e,
-        &[2],
-        "airlock",
-        "run-pass-1",
-        4,
-        &"::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-        p,
-    )
-    .await;
-    assert_eq!(r[1], 2);
-    // IP literal not named by any rule.
-    let (r, _) = socks(
-        &e,
-        &[2],
-        "airlock",
-        "run-pass-1",
-        1,
-        &[93, 184, 215, 14],
-        443,
-    )
-    .await;
-    assert_eq!(r[1], 2);
-    // Domain that is a decimal IP spelling.
-    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"2852039166", p).await;
-    assert_eq!(r[1], 2);
-    // Domain resolving to metadata.
-    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"metadata.test", p).await;
-    assert_eq!(r[1], 2);
-    // Domain allowed.
-    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"GOOD.test.", p).await;
-    assert_eq!(r[1], 0);
-    // Credential host over SOCKS fails closed.
-    let (r, _) = socks(&e, &[2], "airlock", "run-pass-1", 3, b"cred.test", p).await;
-    assert_eq!(r[1], 2);
+    assert!(read_all(&mut s).await.ends_with("ok"));
+    let v6_loopback = "::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    for (atyp, addr, port, want, why) in [
+        (
+            1,
+            &[10, 0, 0, 1][..],
+            80,
+            2,
+            "IPv4 internal (named by a rule, refused by address)",
+        ),
+        (4, &v6_loopback[..], p, 2, "IPv6 loopback"),
+        (
+            1,
+            &[93, 184, 215, 14][..],
+            443,
+            2,
+            "IP literal not named by any rule",
+        ),
+        (
+            3,
+            b"2852039166",
+            p,
+            2,
+            "domain that is a decimal IP spelling",
+        ),
+        (3, b"metadata.test", p, 2, "domain resolving to metadata"),
+        (3, b"GOOD.test.", p, 0, "domain allowed"),
+        (
+            3,
+            b"cred.test",
+            p,
+            2,
+            "credential host over SOCKS fails closed",
+        ),
+    ] {
+        assert_eq!(socks_reply(&e, atyp, addr, port).await, want, "{why}");
+    }
     let denials = e.proxy.denials();
     assert!(denials.len() >= 7, "{denials:?}");
 }
@@ -986,7 +825,7 @@ async fn unix_socket_and_shutdown() {
     let dir = std::env::temp_dir().join(format!("airlock-proxy-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("proxy.sock");
-    let up = Upstream::start("127.0.0.1").await;
+    let up = upstream().await;
     let network = Network {
         allow: pats(&[format!("127.0.0.1:{}", up.port)]),
         allow_private: vec!["127.0.0.1/32".parse().unwrap()],

@@ -3,25 +3,20 @@
 //! and chunks, in an interim response), reached through the proxy over
 //! plain HTTP and over intercepted TLS. The client never sees the secret.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::Duration;
 
-use airlock_config::{Credential, Network, Secret};
-use airlock_proxy::ca::CertAuthority;
-use airlock_proxy::{start_tcp, ProxyCredential, ProxyHandle, ProxyOptions, StaticResolver};
-use base64::Engine;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use airlock_proxy::ProxyHandle;
+use support::{
+    get_request, header, masked, path, plain_get, proxy, read_head, read_until, tls_exchange, Conn,
+    Seen, TestCa, Upstream, PATIENCE,
+};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const TOKEN: &str = "tok-5f2a9c81e7d3b604";
 const VALUE: &str = "Bearer tok-5f2a9c81e7d3b604";
-
-type Seen = Arc<Mutex<Vec<String>>>;
 
 /// Writes `parts` one by one with a pause between them, so the proxy reads
 /// them separately (the upstream socket has Nagle off).
@@ -37,24 +32,14 @@ async fn dribble<S: AsyncWrite + Unpin>(s: &mut S, parts: &[Vec<u8>]) {
 
 /// One request: records its head, answers according to its path by echoing
 /// the `Authorization` it received.
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, seen: Seen) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
+async fn serve(mut s: Conn, seen: Seen) {
+    let Some(head) = read_head(&mut s).await else {
+        return;
+    };
     seen.lock().unwrap().push(head.clone());
-    let auth = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Authorization: "))
-        .unwrap_or("none")
-        .to_string();
+    let auth = header(&head, "Authorization").unwrap_or_else(|| "none".into());
     let tok = auth.trim_start_matches("Bearer ").to_string();
-    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+    let path = path(&head);
     if path == "/ws" {
         // Switch protocols with the first frame bytes in the same write,
         // then echo whatever comes.
@@ -130,162 +115,40 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, seen: Seen) {
     let _ = s.shutdown().await;
 }
 
-async fn plain_upstream() -> (u16, Seen) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen: Seen = Arc::default();
-    let s2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            s.set_nodelay(true).unwrap();
-            tokio::spawn(serve(s, s2.clone()));
-        }
-    });
-    (port, seen)
-}
-
-struct TestCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn test_ca() -> TestCa {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = p.self_signed(&key).unwrap();
-    TestCa { cert, key }
-}
-
-async fn tls_upstream(ca: &TestCa) -> (u16, Seen) {
-    let key = KeyPair::generate().unwrap();
-    let p = CertificateParams::new(vec!["api.test".to_string()]).unwrap();
-    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    let cfg =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(cert.der().to_vec())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(cfg));
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen: Seen = Arc::default();
-    let s2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            s.set_nodelay(true).unwrap();
-            let acceptor = acceptor.clone();
-            let seen = s2.clone();
-            tokio::spawn(async move {
-                if let Ok(s) = acceptor.accept(s).await {
-                    serve(s, seen).await;
-                }
-            });
-        }
-    });
-    (port, seen)
-}
-
-async fn proxy(port: u16, upstream_ca: Option<String>) -> ProxyHandle {
-    let network = Network {
-        allow: vec![format!("api.test:{port}").parse().unwrap()],
-        allow_private: vec!["127.0.0.1/32".parse().unwrap()],
-        ..Default::default()
-    };
-    let creds = vec![Credential {
-        name: "api".into(),
-        host: format!("api.test:{port}").parse().unwrap(),
-        header: "Authorization".into(),
-        value: Secret::parse(VALUE).unwrap(),
-        plain_http: true,
-    }];
-    let mut o = ProxyOptions::new(
-        network,
-        creds,
-        ProxyCredential {
-            user: "u".into(),
-            password: "p".into(),
-        },
-    );
-    o.resolver = Arc::new(StaticResolver::new().with("api.test", &["127.0.0.1".parse().unwrap()]));
-    o.ca = Some(Arc::new(CertAuthority::generate().unwrap()));
-    o.upstream_ca_pem = upstream_ca;
-    o.system_ca_file = "/nonexistent".into();
-    start_tcp("127.0.0.1:0".parse().unwrap(), o).await.unwrap()
-}
-
-fn proxy_auth() -> String {
-    base64::engine::general_purpose::STANDARD.encode("u:p")
-}
-
-/// A plain-HTTP GET through the proxy; the whole response as received.
-async fn plain_get(h: &ProxyHandle, port: u16, path: &str) -> Vec<u8> {
-    let mut s = TcpStream::connect(h.tcp_addr().unwrap()).await.unwrap();
-    s.write_all(
-        format!(
-            "GET http://api.test:{port}{path} HTTP/1.1\r\nHost: api.test:{port}\r\nAccept-Encoding: gzip, br\r\nProxy-Authorization: Basic {}\r\n\r\n",
-            proxy_auth()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
-    out
-}
-
-/// CONNECT, TLS to the proxy's leaf, one GET; the whole response.
-async fn tls_get(h: &ProxyHandle, port: u16, path: &str) -> Vec<u8> {
-    let mut s = TcpStream::connect(h.tcp_addr().unwrap()).await.unwrap();
-    s.write_all(
-        format!(
-            "CONNECT api.test:{port} HTTP/1.1\r\nProxy-Authorization: Basic {}\r\n\r\n",
-            proxy_auth()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut b).await.unwrap(), 1, "proxy closed");
-        head.push(b[0]);
+/// api.test with the credential, over plain HTTP too, TLS intercepted.
+async fn proxy_for(up: &Upstream, upstream_ca: Option<&TestCa>) -> ProxyHandle {
+    let api = up.at("api.test");
+    let p = proxy()
+        .allow(&api)
+        .plain_http_credential("api", &api, VALUE)
+        .intercept();
+    match upstream_ca {
+        Some(ca) => p.trust_upstream(ca.pem()),
+        None => p,
     }
-    assert!(head.starts_with(b"HTTP/1.1 200"));
-    let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(h.ca_cert_pem().unwrap().as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let mut tls = TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("api.test").unwrap(), s)
-        .await
-        .unwrap();
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: api.test:{port}\r\nAccept-Encoding: gzip\r\n\r\n")
-            .as_bytes(),
-    )
+    .start()
     .await
-    .unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
-    out
 }
 
-fn masked(n: usize) -> String {
-    "*".repeat(n)
+/// How the client reaches api.test.
+#[derive(Clone, Copy)]
+enum Via {
+    PlainHttp,
+    InterceptedTls,
+}
+
+/// One GET of `path` through the proxy, asking for compression; the whole
+/// response.
+async fn get(h: &ProxyHandle, up: &Upstream, via: Via, path: String) -> String {
+    let api = up.at("api.test");
+    match via {
+        Via::PlainHttp => plain_get(h, &api, &path, "Accept-Encoding: gzip, br\r\n").await,
+        Via::InterceptedTls => {
+            let req =
+                format!("GET {path} HTTP/1.1\r\nHost: {api}\r\nAccept-Encoding: gzip\r\n\r\n");
+            tls_exchange(h, &api, "api.test", &req).await.unwrap()
+        }
+    }
 }
 
 /// The response's body after the (last) head, de-chunked if chunked.
@@ -330,8 +193,7 @@ fn body_of(resp: &[u8]) -> Vec<u8> {
 
 /// Checks one response: the secret is nowhere in it, and `want_body` is
 /// exactly what the client got as a body.
-fn check(resp: &[u8], want_body: &str) {
-    let text = String::from_utf8_lossy(resp);
+fn check(text: &str, want_body: &str) {
     // Not the token, nor any 8 bytes of it.
     for w in TOKEN.as_bytes().windows(8) {
         let w = std::str::from_utf8(w).unwrap();
@@ -340,15 +202,20 @@ fn check(resp: &[u8], want_body: &str) {
             "part of the token reached the client:\n{text}"
         );
     }
-    assert_eq!(String::from_utf8_lossy(&body_of(resp)), want_body, "{text}");
+    assert_eq!(
+        String::from_utf8_lossy(&body_of(text.as_bytes())),
+        want_body,
+        "{text}"
+    );
 }
 
-async fn all_cases(get: impl Fn(String) -> futures_like::BoxFut, seen: &Seen) {
+/// Every echo case through `via`: the secret never reaches the client.
+async fn all_cases(h: &ProxyHandle, up: &Upstream, via: Via) {
+    let get = |path: String| get(h, up, via, path);
     let tl = TOKEN.len();
     let vl = VALUE.len();
     // Headers (and a redirect's Location) echoing value and token.
-    let r = get("/header".into()).await;
-    let text = String::from_utf8_lossy(&r).into_owned();
+    let text = get("/header".into()).await;
     assert!(text.starts_with("HTTP/1.1 302"), "{text}");
     assert!(
         text.contains(&format!("X-Echo: {}\r\n", masked(vl))),
@@ -362,7 +229,7 @@ async fn all_cases(get: impl Fn(String) -> futures_like::BoxFut, seen: &Seen) {
         )),
         "{text}"
     );
-    check(&r, "ok");
+    check(&text, "ok");
     // A JSON body: the same JSON with the values masked, same length.
     let r = get("/body".into()).await;
     let want = format!(
@@ -383,8 +250,7 @@ async fn all_cases(get: impl Fn(String) -> futures_like::BoxFut, seen: &Seen) {
     }
     let r = get("/close".into()).await;
     check(&r, &format!("start {} end", masked(tl)));
-    let r = get("/interim".into()).await;
-    let text = String::from_utf8_lossy(&r).into_owned();
+    let text = get("/interim".into()).await;
     assert!(
         text.starts_with(&format!(
             "HTTP/1.1 100 Continue\r\nX-Echo: {}\r\n",
@@ -393,7 +259,7 @@ async fn all_cases(get: impl Fn(String) -> futures_like::BoxFut, seen: &Seen) {
         "{text}"
     );
     check(
-        &r,
+        &text,
         &format!(
             "{{\"authorization\":\"{}\",\"token\":\"{}\"}}",
             masked(vl),
@@ -402,39 +268,25 @@ async fn all_cases(get: impl Fn(String) -> futures_like::BoxFut, seen: &Seen) {
     );
     // What cannot be scanned is refused.
     for p in ["/gzip", "/te"] {
-        let r = get(p.into()).await;
-        let text = String::from_utf8_lossy(&r).into_owned();
+        let text = get(p.into()).await;
         assert!(text.starts_with("HTTP/1.1 502"), "{p}: {text}");
         assert!(!text.contains(TOKEN), "{text}");
     }
     // The upstream did get the credential, and was asked for no compression.
-    let seen = seen.lock().unwrap();
+    let seen = up.seen();
     assert!(seen.len() > 40);
-    for h in seen.iter() {
+    for h in &seen {
         assert!(h.contains(&format!("Authorization: {VALUE}\r\n")), "{h}");
         assert!(h.contains("Accept-Encoding: identity\r\n"), "{h}");
         assert_eq!(h.matches("Accept-Encoding").count(), 1, "{h}");
     }
 }
 
-/// Boxed futures without another dependency.
-mod futures_like {
-    pub type BoxFut = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>>;
-}
-
 #[tokio::test]
 async fn plain_http_echoes_are_masked() {
-    let (port, seen) = plain_upstream().await;
-    let h = Arc::new(proxy(port, None).await);
-    let h2 = h.clone();
-    all_cases(
-        move |p| {
-            let h = h2.clone();
-            Box::pin(async move { plain_get(&h, port, &p).await })
-        },
-        &seen,
-    )
-    .await;
+    let up = Upstream::plain(serve).await;
+    let h = proxy_for(&up, None).await;
+    all_cases(&h, &up, Via::PlainHttp).await;
     let recs = h.records();
     assert!(
         recs.iter()
@@ -445,45 +297,22 @@ async fn plain_http_echoes_are_masked() {
 
 #[tokio::test]
 async fn intercepted_tls_echoes_are_masked() {
-    let ca = test_ca();
-    let (port, seen) = tls_upstream(&ca).await;
-    let h = Arc::new(proxy(port, Some(ca.cert.pem())).await);
-    let h2 = h.clone();
-    all_cases(
-        move |p| {
-            let h = h2.clone();
-            Box::pin(async move { tls_get(&h, port, &p).await })
-        },
-        &seen,
-    )
-    .await;
+    let ca = TestCa::new();
+    let up = Upstream::tls(&ca, &["api.test"], serve).await;
+    let h = proxy_for(&up, Some(&ca)).await;
+    all_cases(&h, &up, Via::InterceptedTls).await;
 }
 
 #[tokio::test]
 async fn websocket_upgrade_head_is_masked_and_first_frames_kept() {
-    let (port, _seen) = plain_upstream().await;
-    let h = proxy(port, None).await;
+    let up = Upstream::plain(serve).await;
+    let h = proxy_for(&up, None).await;
     let mut s = TcpStream::connect(h.tcp_addr().unwrap()).await.unwrap();
-    s.write_all(
-        format!(
-            "GET http://api.test:{port}/ws HTTP/1.1\r\nHost: api.test:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nProxy-Authorization: Basic {}\r\n\r\n",
-            proxy_auth()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut got = Vec::new();
-    let mut b = [0u8; 1024];
-    while !got.ends_with(b"first-frame;") {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&b[..n]);
-    }
-    let text = String::from_utf8_lossy(&got).into_owned();
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+    s.write_all(get_request(&up.at("api.test"), "/ws", upgrade).as_bytes())
+        .await
+        .unwrap();
+    let text = read_until(&mut s, "first-frame;").await;
     assert!(text.starts_with("HTTP/1.1 101"), "{text}");
     assert!(
         text.contains(&format!("X-Echo: {}\r\n", masked(TOKEN.len()))),
@@ -492,7 +321,8 @@ async fn websocket_upgrade_head_is_masked_and_first_frames_kept() {
     assert!(!text.contains(TOKEN), "{text}");
     // The upgraded stream then flows both ways.
     s.write_all(b"ping").await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+    let mut b = [0u8; 1024];
+    let n = tokio::time::timeout(PATIENCE, s.read(&mut b))
         .await
         .unwrap()
         .unwrap();
