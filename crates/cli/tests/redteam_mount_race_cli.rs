@@ -25,6 +25,8 @@ both_modes!(
     a_protected_folder_replaced_by_a_symlink_refuses_the_run,
     a_masked_file_replaced_by_a_symlink_refuses_the_run,
     a_masked_file_moved_away_refuses_the_run,
+    a_protected_folder_replaced_by_a_fresh_folder_refuses_the_run,
+    a_masked_file_replaced_by_a_fresh_file_refuses_the_run,
     a_swapped_folder_with_nothing_to_cover_is_an_ordinary_run,
     a_protected_symlink_is_pinned_and_its_target_protected,
 );
@@ -185,6 +187,44 @@ fn a_masked_file_moved_away_refuses_the_run(j: &Jail) {
     );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("TOPSECRET") && !out.contains("RAN"), "{out}");
+}
+
+/// No symlink at all: `hooks` moved aside and a fresh, empty folder of
+/// the same name made. The path opens, but it is not the folder the
+/// launcher checked: the init compares device and inode.
+fn a_protected_folder_replaced_by_a_fresh_folder_refuses_the_run(j: &Jail) {
+    if !hook_available() {
+        return;
+    }
+    let (_d, w) = tree();
+    let hooks = w.join("sub/.git/hooks");
+    let real = w.join("sub/.git/hooks-real");
+    let swap = format!("{}:{}:@dir", hooks.display(), real.display());
+    let o = run(
+        j,
+        &w,
+        Some(swap),
+        "echo planted > sub/.git/hooks-real/pre-commit; echo RAN",
+    );
+    assert!(hooks.is_dir() && real.join("README").is_file());
+    assert_refused(&o, &hooks.display().to_string());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("another file is in its place"), "{err}");
+    assert!(!real.join("pre-commit").exists());
+}
+
+/// The same for a hidden file: `.env` renamed and an empty `.env` made.
+fn a_masked_file_replaced_by_a_fresh_file_refuses_the_run(j: &Jail) {
+    if !hook_available() {
+        return;
+    }
+    let (_d, w) = tree();
+    let env = w.join("sub/.env");
+    let copy = w.join("sub/env-copy");
+    let swap = format!("{}:{}:@file", env.display(), copy.display());
+    let o = run(j, &w, Some(swap), "cat sub/env-copy; echo RAN");
+    assert!(env.is_file() && copy.is_file());
+    assert_refused(&o, &env.display().to_string());
 }
 
 /// The control: the same swap of a folder holding nothing to protect or

@@ -646,6 +646,17 @@ fn prepare(
         )));
     }
 
+    // What each path is now: the init mounts onto the same files only.
+    // The walk's entries have theirs; the named ones are few.
+    let mut ids = found.ids.clone();
+    for c in masked.iter().chain(&protected) {
+        if !ids.contains_key(c) {
+            if let Ok(m) = std::fs::symlink_metadata(c) {
+                ids.insert(c.clone(), crate::spec::FileId::of(&m));
+            }
+        }
+    }
+
     let (mount_point, scratch) = mount_point(run_name)?;
     let limits = &spec.sandbox.limits;
 
@@ -702,6 +713,7 @@ fn prepare(
         writable: writable.clone(),
         protected: protected.iter().cloned().collect(),
         protected_links: found.protected_links.iter().cloned().collect(),
+        ids,
         masked: masked.into_iter().collect(),
         tmp_size: limits.tmp_size.0,
         rlimits: Rlimits {

@@ -120,6 +120,7 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
             Err(Refused::Missing) if !in_writable(p, &spec.writable) => continue,
             Err(e) => return Err(refused(p, "protected path", e)),
         };
+        same_file(p, "protected path", &t, spec)?;
         let tree = sys::open_tree(&t, true)
             .map_err(|e| format!("open_tree {}: {e} (protect)", p.display()))?;
         // Read-only before it is attached: never writable for an instant.
@@ -144,7 +145,8 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
             Err(Refused::Missing) if !in_writable(p, &spec.writable) => continue,
             Err(e) => return Err(refused(p, "deny-read path", e)),
         };
-        mask(p, &t, &null)?;
+        let kind = same_file(p, "deny-read path", &t, spec)?;
+        mask(p, kind, &t, &null)?;
     }
     drop((base, null));
 
@@ -157,6 +159,24 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
     sys::check(rc, || "detach the old root".into())?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
     Ok(())
+}
+
+/// Checks the opened `t` is the file the launcher saw at `p` (a folder
+/// moved aside and a fresh one of the same name put in its place has no
+/// symlink for the open to refuse). Returns its type (`S_IFMT`).
+fn same_file(p: &Path, what: &str, t: &OwnedFd, spec: &InitSpec) -> Result<u32> {
+    let st = sys::fstat(t).map_err(|e| format!("stat {}: {e}", p.display()))?;
+    if let Some(id) = spec.ids.get(p) {
+        if (id.dev, id.ino) != (st.st_dev, st.st_ino) {
+            return Err(format!(
+                "{what} {} changed after the launcher checked it (another file is in its \
+                 place): another process writing there, or an attack; refusing to build \
+                 the jail on it",
+                p.display()
+            ));
+        }
+    }
+    Ok(st.st_mode & libc::S_IFMT)
 }
 
 fn in_writable(p: &Path, writable: &[PathBuf]) -> bool {
@@ -196,14 +216,18 @@ fn open_dir(p: &Path) -> Result<OwnedFd> {
 
 /// Test hook, compiled into debug builds only: what a concurrent writer
 /// does between the launcher's check and the mounts. `from` is moved to
-/// `aside` and a symlink to `link` takes its place (none if `link` is empty).
+/// `aside` and a symlink to `link` takes its place (nothing if `link` is
+/// empty, a fresh empty folder or file for `@dir` / `@file`).
 #[cfg(debug_assertions)]
 fn test_swap(from: &Path, aside: &Path, link: &Path) -> Result<()> {
     std::fs::rename(from, aside).map_err(|e| format!("test swap: rename: {e}"))?;
-    if link.as_os_str().is_empty() {
-        return Ok(());
-    }
-    std::os::unix::fs::symlink(link, from).map_err(|e| format!("test swap: symlink: {e}"))
+    let made = match link.to_str() {
+        Some("") => return Ok(()),
+        Some("@dir") => std::fs::create_dir(from),
+        Some("@file") => std::fs::write(from, b""),
+        _ => std::os::unix::fs::symlink(link, from),
+    };
+    made.map_err(|e| format!("test swap: {e}"))
 }
 
 /// Binds onto itself every directory strictly between a writable root and a
@@ -361,8 +385,7 @@ fn hide_proc_entry(p: &Path, null: &Path) -> Result<()> {
 
 /// Hides the opened `t` (the deny-read path `p`): an empty read-only tmpfs
 /// over a directory, the jail's /dev/null (read-only) over anything else.
-fn mask(p: &Path, t: &OwnedFd, null: &OwnedFd) -> Result<()> {
-    let kind = sys::file_type(t).map_err(|e| format!("stat {}: {e}", p.display()))?;
+fn mask(p: &Path, kind: u32, t: &OwnedFd, null: &OwnedFd) -> Result<()> {
     if kind == libc::S_IFDIR {
         mount(
             None,

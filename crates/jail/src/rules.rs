@@ -2,9 +2,11 @@
 //! host paths: what is hidden (deny-read), what stays read-only inside
 //! writable paths (protected), found at any depth by a bounded walk.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::spec::FileId;
 
 /// S_ISUID | S_ISGID.
 pub const SETID_BITS: u32 = 0o6000;
@@ -155,6 +157,9 @@ pub struct Found {
     /// The entries of `protected` that are symlinks (the jail pins the
     /// link itself; any other symlink at a protected path refuses the run).
     pub protected_links: BTreeSet<PathBuf>,
+    /// The identity of each protected and masked entry (the jail's init
+    /// mounts onto that file only).
+    pub ids: BTreeMap<PathBuf, FileId>,
     /// Regular files with a setuid or setgid bit.
     pub setid: BTreeSet<PathBuf>,
     /// True when a root had more entries than the walk's limit.
@@ -187,17 +192,27 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String], limit: Option<usize>) -> Fo
                 let Ok(ft) = e.file_type() else { continue };
                 // A `.git` that is not a directory (a `gitdir:` file, a
                 // symlink) points git at config and hooks elsewhere.
-                if is_protected(&p) || (name == ".git" && !ft.is_dir()) {
+                let protected = is_protected(&p) || (name == ".git" && !ft.is_dir());
+                let masked =
+                    name_deny.iter().any(|pat| name_matches(pat, &name)) && !ft.is_symlink();
+                // One lstat, only for what needs it.
+                let meta = (protected || masked || ft.is_file())
+                    .then(|| e.metadata().ok())
+                    .flatten();
+                if let (true, Some(m)) = (protected || masked, &meta) {
+                    f.ids.insert(p.clone(), FileId::of(m));
+                }
+                if protected {
                     f.protected.insert(p.clone());
                     if ft.is_symlink() {
                         f.protected_links.insert(p.clone());
                     }
                 }
-                if name_deny.iter().any(|pat| name_matches(pat, &name)) && !ft.is_symlink() {
+                if masked {
                     f.masked.insert(p.clone());
                     continue;
                 }
-                if ft.is_file() && e.metadata().is_ok_and(|m| m.mode() & SETID_BITS != 0) {
+                if ft.is_file() && meta.is_some_and(|m| m.mode() & SETID_BITS != 0) {
                     f.setid.insert(p.clone());
                 }
                 // Git's object store is most of a large repository's
@@ -218,6 +233,7 @@ pub fn walk(roots: &[PathBuf], name_deny: &[String], limit: Option<usize>) -> Fo
                                 if m.file_type().is_symlink() {
                                     f.protected_links.insert(a.clone());
                                 }
+                                f.ids.insert(a.clone(), FileId::of(&m));
                                 f.protected.insert(a);
                             }
                         }
@@ -357,6 +373,30 @@ mod tests {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect::<Vec<_>>()
+        );
+    }
+
+    /// The walk notes what each protected and masked entry is (the init
+    /// mounts onto the same files only) and which are symlinks.
+    #[test]
+    fn identities_and_links_of_covered_entries() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let w = t.path();
+        std::fs::create_dir_all(w.join("a/.git/hooks")).unwrap();
+        std::fs::create_dir_all(w.join("dotfiles")).unwrap();
+        std::fs::write(w.join("a/.env"), "x").unwrap();
+        std::fs::write(w.join("dotfiles/bashrc"), "x").unwrap();
+        symlink("dotfiles/bashrc", w.join(".bashrc")).unwrap();
+        let f = walk(&[w.to_path_buf()], &[".env".into()], None);
+        let id = |p: &str| FileId::of(&std::fs::symlink_metadata(w.join(p)).unwrap());
+        for p in ["a/.git/hooks", "a/.env", ".bashrc"] {
+            assert_eq!(f.ids.get(&w.join(p)), Some(&id(p)), "{p}");
+        }
+        assert_eq!(f.ids.len(), 3);
+        assert_eq!(
+            f.protected_links.iter().collect::<Vec<_>>(),
+            vec![&w.join(".bashrc")]
         );
     }
 }

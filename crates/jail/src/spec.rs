@@ -2,6 +2,7 @@
 //! over a pipe: everything already resolved on the host, so the init only
 //! executes decisions and never makes one.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,11 @@ pub struct InitSpec {
     /// refuses the run.
     #[serde(default)]
     pub protected_links: Vec<PathBuf>,
+    /// What each protected and masked path was when the launcher looked:
+    /// the init mounts only onto that same file (another one moved into
+    /// its place, e.g. a fresh folder of the same name, refuses the run).
+    #[serde(default)]
+    pub ids: BTreeMap<PathBuf, FileId>,
     /// Host paths hidden (canonical, existing): directories become an empty
     /// read-only tmpfs, files read as empty.
     pub masked: Vec<PathBuf>,
@@ -55,8 +61,9 @@ pub struct InitSpec {
     pub background_exit: bool,
     /// Tests only, debug builds only (`AIRLOCK_TEST_SWAP_BEFORE_MOUNT`):
     /// `[from, aside, link]`, the init moves `from` to `aside` and puts a
-    /// symlink to `link` (none if empty) in its place after the launcher's checks and
-    /// before its own mounts: the race a concurrent writer could win.
+    /// symlink to `link` in its place (nothing if empty, a fresh folder or
+    /// file for `@dir`, `@file`) after the launcher's checks and before
+    /// its own mounts: the race a concurrent writer could win.
     #[cfg(debug_assertions)]
     #[serde(default)]
     pub test_swap: Option<[PathBuf; 3]>,
@@ -75,6 +82,23 @@ pub struct Rlimits {
     /// memory limit per process rather than for the whole jail.
     #[serde(default)]
     pub data: Option<u64>,
+}
+
+/// A file's identity: device and inode number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
 }
 
 /// One line the init writes to [`REPORT_FD`].

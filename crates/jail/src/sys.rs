@@ -177,13 +177,18 @@ pub fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// The file type bits (`S_IFMT`) of what `fd` names.
-pub fn file_type(fd: &OwnedFd) -> io::Result<u32> {
+/// fstat of what `fd` names (an `O_PATH` descriptor too).
+pub fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(st.st_mode & libc::S_IFMT)
+    Ok(st)
+}
+
+/// The file type bits (`S_IFMT`) of what `fd` names.
+pub fn file_type(fd: &OwnedFd) -> io::Result<u32> {
+    Ok(fstat(fd)?.st_mode & libc::S_IFMT)
 }
 
 /// Writes a whole small file (proc/cgroup control files).
