@@ -326,3 +326,40 @@ async fn config_includes_are_not_read() {
         1
     );
 }
+
+/// A folder above the configured repository replaced by a symbolic link:
+/// the agent moves its own `agent/` aside and links `agent` to a folder
+/// holding a private repository by the same name, so the configured
+/// `agent/work` names the private one. Refused cold, and after a first
+/// call has warmed a worker for the real repository; a `..` in the
+/// configured path that is only text is fine.
+#[tokio::test]
+async fn a_folder_above_the_repository_turned_into_a_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hidden = dir.path().join("hidden");
+    let private = hidden.join("work");
+    let secret = repo_with(&private, &[("secret.txt", SECRET), ("README.md", "x\n")]);
+    let agent = dir.path().join("agent");
+    let work = agent.join("work");
+    repo_with(&work, &[("README.md", "hello\n")]);
+    let dotted = agent.join("sub/../work");
+    let s = Setup {
+        dir,
+        private,
+        secret,
+        work,
+    };
+    std::fs::create_dir(agent.join("sub")).unwrap();
+    let ts = tools(&[("work", &s.work), ("dotted", &dotted)]);
+    reads_readme(&ts, "work").await;
+    reads_readme(&ts, "dotted").await;
+
+    std::fs::rename(&agent, s.dir.path().join("agent.old")).unwrap();
+    std::os::unix::fs::symlink(&hidden, &agent).unwrap();
+    let why = "a folder on the repository's path is a symbolic link";
+    all_refused(&ts, &s, "work", &s.secret, why).await;
+    all_refused(&ts, &s, "work", "HEAD", why).await;
+    // A fresh server (no warm worker) refuses as well.
+    let cold = tools(&[("work", &s.work)]);
+    all_refused(&cold, &s, "work", &s.secret, why).await;
+}

@@ -6,7 +6,8 @@
 //! may not see. Two layers keep every read inside the repository:
 //!
 //! 1. [`locate`] and [`check`], on each call: the git directory is a real
-//!    directory (not a symlink or `gitdir:` file), and holds no
+//!    directory (not a symlink or `gitdir:` file) at exactly the configured
+//!    place (no folder above it turned into a link), and holds no
 //!    `commondir`, no non-empty `objects/info/alternates` or
 //!    `http-alternates`, and no symbolic link for `objects/`, its `info/`
 //!    and `pack/` or among the packs. A repository that fails is refused
@@ -23,7 +24,7 @@
 
 use std::fs::File;
 use std::io::ErrorKind;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -125,7 +126,53 @@ pub fn locate(repo: &str, repo_path: &Path) -> Result<GitDir, ToolError> {
         }
         Err(e) => return Err(unavailable(repo, &path, e)),
     };
+    // O_NOFOLLOW guards the last name only. A folder above it that is now
+    // a symbolic link (the agent replaced `project/` or its parent with a
+    // link to another repository) would make this repository another one:
+    // what was opened must be exactly the configured place.
+    let expected = lexically_absolute(&path);
+    match std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
+        Ok(real) if real == expected => {}
+        Ok(real) => {
+            tracing::warn!(
+                repo,
+                configured = %expected.display(),
+                opened = %real.display(),
+                "a folder on the repository's path is a symbolic link"
+            );
+            return Err(refuse(
+                repo,
+                "a folder on the repository's path is a symbolic link",
+                "configure the repository by its real path (`realpath`)",
+            ));
+        }
+        Err(e) => return Err(unavailable(repo, &path, e)),
+    }
     Ok(GitDir { path, dir })
+}
+
+/// `path` made absolute and rid of `.` and `..` by its text alone, which is
+/// where it leads when no folder on it is a symbolic link.
+fn lexically_absolute(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let joined;
+    let path = if path.is_absolute() {
+        path
+    } else {
+        joined = std::env::current_dir().unwrap_or_default().join(path);
+        &joined
+    };
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// No redirect inside the git directory (see the module's comment).
