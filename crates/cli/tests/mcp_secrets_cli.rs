@@ -4,44 +4,16 @@
 //! files of the user the agent's jail runs as, are masked in the session
 //! jail the `bash` tool runs in.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+#[allow(unused_macros)]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::Duration;
 
-const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
+use support::{chown_jail, jail_dir, mcp_command, Mcp};
+
 const SECRET: &str = "mcp-s3cr3t-value";
-
-fn call(addr: &str, key: &str, command: &str) -> String {
-    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "bash", "arguments": {"command": command},
-        "_meta": {"io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
-                  "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}})
-    .to_string();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
-Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bash\r\n\
-Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-/// Owned by the user the session jail runs as (the workdir's owner when
-/// the server is root), so only a mask keeps it out.
-fn give_to_jail(p: &Path) {
-    if unsafe { libc::geteuid() } == 0 {
-        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
-    }
-}
 
 #[test]
 fn the_bash_tool_cannot_read_secret_files_or_the_ca_key() {
@@ -50,12 +22,13 @@ fn the_bash_tool_cannot_read_secret_files_or_the_ca_key() {
         .prefix("airlock-mcp-secrets")
         .tempdir_in("/var/tmp")
         .unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    give_to_jail(state.path());
+    jail_dir(state.path());
+    // Owned by the user the session jail runs as (the workdir's owner when
+    // the server is root), so only a mask keeps it out.
     let file = |name: &str, value: &str| {
         let p = state.path().join(name);
         std::fs::write(&p, format!("{value}\n")).unwrap();
-        give_to_jail(&p);
+        chown_jail(&p);
         p
     };
     let dsn_pass = file("pg-pass", &format!("{SECRET}-dsn"));
@@ -63,13 +36,11 @@ fn the_bash_tool_cannot_read_secret_files_or_the_ca_key() {
     let cred = file("cred-token", &format!("{SECRET}-cred"));
     let agent_key = file("agent-key", "key-for-agent-a");
     let wd = state.path().join("work");
-    std::fs::create_dir(&wd).unwrap();
-    std::fs::set_permissions(&wd, std::fs::Permissions::from_mode(0o755)).unwrap();
-    give_to_jail(&wd);
+    jail_dir(&wd);
     // A secret inside the workdir, the one writable path.
     let in_wd = wd.join(".dsn");
     std::fs::write(&in_wd, format!("{SECRET}-workdir\n")).unwrap();
-    give_to_jail(&in_wd);
+    chown_jail(&in_wd);
 
     let cfg = state.path().join("airlock.yaml");
     let yaml = r#"version: 1
@@ -103,31 +74,11 @@ agents:
     .replace("KEY", &agent_key.display().to_string());
     std::fs::write(&cfg, yaml).unwrap();
     let ca = state.path().join("airlock/ca");
-    let mut mcp = Command::new(AIRLOCK)
-        .args(["mcp", "--config"])
-        .arg(&cfg)
-        .arg("--workdir")
-        .arg(&wd)
-        .args(["--listen", "127.0.0.1:0"])
-        // The CA's default place (created now: a credential is injected).
-        .env("XDG_STATE_HOME", state.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(mcp.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("no address: {line:?}"))
-        .trim_end_matches("/mcp")
-        .to_string();
-
-    let out = call(
-        &addr,
+    let mut cmd = mcp_command(&cfg, &wd);
+    // The CA's default place (created now: a credential is injected).
+    cmd.env("XDG_STATE_HOME", state.path());
+    let mcp = Mcp::spawn(cmd);
+    let out = mcp.bash(
         "key-for-agent-a",
         &format!(
             "cat {s}/pg-pass {s}/api-token {s}/cred-token {s}/agent-key {w}/.dsn {ca}/ca.key; \
@@ -137,8 +88,7 @@ agents:
             ca = ca.display(),
         ),
     );
-    let _ = mcp.kill();
-    let _ = mcp.wait();
+    drop(mcp);
     // The controls: the call ran in a jail with a writable workdir, and
     // the CA exists.
     assert!(out.contains("workdir-writable"), "{out}");
@@ -164,15 +114,12 @@ fn a_secret_file_named_by_a_reload_is_hidden_from_then_on() {
         .prefix("airlock-mcp-reload")
         .tempdir_in("/var/tmp")
         .unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    give_to_jail(state.path());
+    jail_dir(state.path());
     let token = state.path().join("later-token");
     std::fs::write(&token, format!("{SECRET}-later\n")).unwrap();
-    give_to_jail(&token);
+    chown_jail(&token);
     let wd = state.path().join("work");
-    std::fs::create_dir(&wd).unwrap();
-    std::fs::set_permissions(&wd, std::fs::Permissions::from_mode(0o755)).unwrap();
-    give_to_jail(&wd);
+    jail_dir(&wd);
     let cfg = state.path().join("airlock.yaml");
     let before = r#"version: 1
 tools:
@@ -183,21 +130,14 @@ agents:
     allowed_tools: [bash]
 "#;
     std::fs::write(&cfg, before).unwrap();
-    let mut mcp = Command::new(AIRLOCK)
-        .args(["mcp", "--config"])
-        .arg(&cfg)
-        .arg("--workdir")
-        .arg(&wd)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("MCP_SECRETS_TEST_KEY", "key-for-agent-a")
+    let mut cmd = mcp_command(&cfg, &wd);
+    cmd.env("MCP_SECRETS_TEST_KEY", "key-for-agent-a")
         .env("XDG_STATE_HOME", state.path())
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    let mut mcp = Mcp::spawn(cmd);
     let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = mcp.stderr.take().unwrap();
+    let stderr = mcp.child.stderr.take().unwrap();
     std::thread::spawn(move || {
         for l in BufReader::new(stderr).lines() {
             let Ok(l) = l else { break };
@@ -206,20 +146,10 @@ agents:
             }
         }
     });
-    let mut line = String::new();
-    BufReader::new(mcp.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("no address: {line:?}"))
-        .trim_end_matches("/mcp")
-        .to_string();
     let cat = format!("cat {}; echo done", token.display());
 
     // The control: not named by the config, the file is the user's to read.
-    let first = call(&addr, "key-for-agent-a", &cat);
+    let first = mcp.bash("key-for-agent-a", &cat);
     assert!(first.contains(SECRET), "{first}");
 
     let after = r#"version: 1
@@ -237,7 +167,7 @@ agents:
 "#
     .replace("TOKEN", &token.display().to_string());
     std::fs::write(&cfg, &after).unwrap();
-    unsafe { libc::kill(mcp.id() as i32, libc::SIGHUP) };
+    unsafe { libc::kill(mcp.child.id() as i32, libc::SIGHUP) };
     // Wait for the reload's outcome (a hang guard, not a timing check).
     let outcome = loop {
         match rx.recv_timeout(Duration::from_secs(60)) {
@@ -248,9 +178,8 @@ agents:
     };
     assert!(outcome.contains("config reloaded"), "{outcome}\n{after}");
 
-    let second = call(&addr, "key-for-agent-a", &cat);
-    let _ = mcp.kill();
-    let _ = mcp.wait();
+    let second = mcp.bash("key-for-agent-a", &cat);
+    drop(mcp);
     assert!(second.contains("done"), "{second}");
     assert!(!second.contains(SECRET), "after the reload: {second}");
 }

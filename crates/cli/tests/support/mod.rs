@@ -142,3 +142,85 @@ pub fn run_cgroups(pid: u32) -> Vec<std::path::PathBuf> {
     v.retain(|p| p.exists());
     v
 }
+
+/// A directory the jail's uid may use: created 0755 and handed to 65534.
+pub fn jail_dir(p: &Path) {
+    std::fs::create_dir_all(p).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown_jail(p);
+}
+
+/// A running `airlock mcp`, killed when dropped.
+pub struct Mcp {
+    pub child: std::process::Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+}
+
+/// `airlock mcp --config cfg --workdir wd` on a free loopback port, its
+/// stdout piped (for the listening line) and its stderr dropped.
+pub fn mcp_command(cfg: &Path, wd: &Path) -> Command {
+    let mut c = Command::new(AIRLOCK);
+    c.args(["mcp", "--config"])
+        .arg(cfg)
+        .arg("--workdir")
+        .arg(wd)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+impl Mcp {
+    /// Starts `cmd` (from [`mcp_command`]) and waits for its listening line.
+    pub fn spawn(mut cmd: Command) -> Mcp {
+        use std::io::BufRead;
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("no address: {line:?}"))
+            .trim_end_matches("/mcp")
+            .to_string();
+        Mcp { child, addr }
+    }
+
+    /// Calls the `bash` tool with `command` as the agent of `key`; the
+    /// whole HTTP response.
+    pub fn bash(&self, key: &str, command: &str) -> String {
+        use std::io::{Read, Write};
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "bash", "arguments": {"command": command},
+            "_meta": {"io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                      "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}})
+            .to_string();
+        let addr = &self.addr;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            s,
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bash\r\n\
+Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+}
+
+impl Drop for Mcp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
