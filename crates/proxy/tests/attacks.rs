@@ -249,6 +249,24 @@ impl Env {
         st
     }
 
+    /// A POST of `body` to http://{host}/, framed by its length.
+    async fn post(&self, host: &str, body: &str) -> String {
+        let (a, n) = (auth(), body.len());
+        let req = format!(
+            "POST http://{host}/ HTTP/1.1\r\nHost: {host}\r\n{a}Content-Length: {n}\r\n\r\n{body}"
+        );
+        self.raw(req.as_bytes()).await
+    }
+
+    /// A chunked POST to http://{host}/ with the encoded body `chunks`.
+    async fn post_chunked(&self, host: &str, chunks: &str) -> String {
+        let a = auth();
+        let req = format!(
+            "POST http://{host}/ HTTP/1.1\r\nHost: {host}\r\n{a}Transfer-Encoding: chunked\r\n\r\n{chunks}"
+        );
+        self.raw(req.as_bytes()).await
+    }
+
     async fn get(&self, host: &str, extra: &str) -> String {
         self.raw(
             format!(
@@ -414,16 +432,7 @@ async fn upload_budget() {
     .await;
     let h = format!("good.test:{}", e.up.port);
     let body = "x".repeat(500);
-    let r = e
-        .raw(
-            format!(
-                "POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Content-Length: {}\r\n\r\n{body}",
-                auth(),
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await;
+    let r = e.post(&h, &body).await;
     assert_eq!(status(&r), 413, "{r}");
     assert!(e.up.seen().iter().all(|s| !s.contains("xxxx")));
 }
@@ -629,21 +638,13 @@ async fn leak_check() {
     let r = e.get(&h, &format!("X-Exfil: {SECRET}\r\n")).await;
     assert_eq!(status(&r), 403, "secret in a header");
     let body = format!("data={SECRET}");
-    let r = e
-        .raw(
-            format!(
-                "POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Content-Length: {}\r\n\r\n{body}",
-                auth(),
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await;
+    let r = e.post(&h, &body).await;
     assert_eq!(status(&r), 403, "secret in body");
-    let r = e.raw(format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Transfer-Encoding: chunked\r\n\r\n5\r\ndata=\r\n{:x}\r\n{SECRET}\r\n0\r\n\r\n", auth(), SECRET.len()).as_bytes()).await;
+    let chunks = format!("5\r\ndata=\r\n{:x}\r\n{SECRET}\r\n0\r\n\r\n", SECRET.len());
+    let r = e.post_chunked(&h, &chunks).await;
     assert_eq!(status(&r), 403, "secret in chunked body");
     assert!(e.up.seen().is_empty());
-    let r = e.raw(format!("POST http://{h}/ HTTP/1.1\r\nHost: {h}\r\n{}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", auth()).as_bytes()).await;
+    let r = e.post_chunked(&h, "5\r\nhello\r\n0\r\n\r\n").await;
     assert_eq!(status(&r), 200, "clean chunked body");
     assert!(e.up.seen().join("").contains("hello"));
 }
