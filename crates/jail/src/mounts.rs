@@ -88,16 +88,21 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
         }
     }
     // Sockets of host services commonly live here; the jail gets empty ones.
+    // Opened like the targets below: `/var/run` is usually a symlink (to
+    // /run, covered already), and a writable `/var` would be the agent's.
     for d in ["run", "var/run", "dev/shm"] {
-        let t = root.join(d);
-        if t.is_dir() && !t.is_symlink() {
+        let Ok(t) = resolve::open_beneath(&base, Path::new(d), false) else {
+            continue;
+        };
+        if sys::file_type(&t).is_ok_and(|k| k == libc::S_IFDIR) {
             mount(
                 None,
-                &t,
+                &sys::fd_path(&t),
                 Some("tmpfs"),
                 libc::MS_NOSUID | libc::MS_NODEV,
                 Some("size=1m,mode=1777"),
-            )?;
+            )
+            .map_err(|e| format!("{e} (the jail's /{d})"))?;
         }
     }
 
