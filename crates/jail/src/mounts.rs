@@ -43,6 +43,19 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
         libc::MS_REC | libc::MS_PRIVATE,
         None,
     )?;
+    // The writable trees are copied from the host's tree before the jail's
+    // own mounts exist. A copy taken later of a folder that holds the
+    // scratch directory (`--allow-write /tmp`, a workdir holding $TMPDIR)
+    // would carry the jail's root into the jail, at a moment its masks are
+    // not yet applied: every hidden file readable under
+    // `/tmp/.airlock-root-UID/`. The copies keep the host's own flags: a
+    // read-only mount inside a writable path stays read-only.
+    let host = open_dir(Path::new("/"))?;
+    let mut writable = Vec::with_capacity(spec.writable.len());
+    for p in &spec.writable {
+        writable.push((p, writable_copy(p, &target(&host, p, "writable path")?)?));
+    }
+    drop(host);
     mount(
         Some(Path::new("/")),
         root,
@@ -57,13 +70,10 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
 
     // Writable paths first: a path under /tmp is bound into the fresh /tmp
     // afterwards, so keep those for later.
-    let (under_tmp, elsewhere): (Vec<&PathBuf>, Vec<&PathBuf>) =
-        spec.writable.iter().partition(|p| p.starts_with("/tmp"));
-    for p in &elsewhere {
-        // The copy of the host tree under the new root holds the same
-        // folder: bind it onto itself, writable.
-        let t = target(&base, p, "writable path")?;
-        bind_writable(p, &t, &t)?;
+    let (under_tmp, elsewhere): (Vec<_>, Vec<_>) =
+        writable.into_iter().partition(|(p, _)| p.starts_with("/tmp"));
+    for (p, copy) in elsewhere {
+        attach(p, copy, &target(&base, p, "writable path")?)?;
     }
 
     mount_proc(&root.join("proc"))?;
@@ -77,15 +87,11 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
         Some(&tmp_opts),
     )
     .map_err(|e| format!("{e} (the jail's /tmp)"))?;
-    if !under_tmp.is_empty() {
-        let host = open_dir(Path::new("/"))?;
-        for p in &under_tmp {
-            let t = inside(root, p);
-            // In the fresh /tmp, which nothing else can reach.
-            std::fs::create_dir_all(&t).map_err(|e| format!("mkdir {}: {e}", t.display()))?;
-            let src = target(&host, p, "writable path")?;
-            bind_writable(p, &src, &target(&base, p, "writable path")?)?;
-        }
+    for (p, copy) in under_tmp {
+        let t = inside(root, p);
+        // In the fresh /tmp, which nothing else can reach.
+        std::fs::create_dir_all(&t).map_err(|e| format!("mkdir {}: {e}", t.display()))?;
+        attach(p, copy, &target(&base, p, "writable path")?)?;
     }
     // Sockets of host services commonly live here; the jail gets empty ones.
     // Opened like the targets below: `/var/run` is usually a symlink (to
@@ -281,18 +287,20 @@ fn pin_ancestors<'a>(
     Ok(())
 }
 
-/// Binds `src` onto `target` writable (nosuid, nodev), recursively.
-fn bind_writable(host: &Path, src: &OwnedFd, target: &OwnedFd) -> Result<()> {
+/// A detached copy of the host's tree at `src` and of every mount below
+/// it, nosuid and nodev, otherwise as the host has it (writable where the
+/// host's mount is).
+fn writable_copy(host: &Path, src: &OwnedFd) -> Result<OwnedFd> {
     let tree = sys::open_tree(src, true)
         .map_err(|e| format!("open_tree {}: {e} (make it writable)", host.display()))?;
-    sys::mount_setattr_fd(
-        &tree,
-        true,
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        MOUNT_ATTR_RDONLY,
-    )
-    .map_err(|e| format!("{e} (make {} writable)", host.display()))?;
-    sys::move_mount(&tree, target)
+    sys::mount_setattr_fd(&tree, true, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0)
+        .map_err(|e| format!("{e} (make {} writable)", host.display()))?;
+    Ok(tree)
+}
+
+/// Attaches the copy of `host` onto `target`.
+fn attach(host: &Path, copy: OwnedFd, target: &OwnedFd) -> Result<()> {
+    sys::move_mount(&copy, target)
         .map_err(|e| format!("move_mount onto {}: {e} (make it writable)", host.display()))
 }
 

@@ -75,7 +75,18 @@ impl Jail {
     /// a root test process drops to 65534 between fork and exec, as
     /// `setpriv --reuid --regid --clear-groups` would.
     pub fn caller(&self, program: &str) -> Command {
+        self.caller_after(program, || Ok(()))
+    }
+
+    /// [`Jail::caller`], with `setup` run first in the child, still with the
+    /// test process's own privileges (e.g. to give it a mount namespace).
+    pub fn caller_after(
+        &self,
+        program: &str,
+        setup: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Command {
         let mut c = Command::new(program);
+        unsafe { c.pre_exec(setup) };
         c.env("HOME", self.home.path());
         if self.mode == Mode::User && is_root() {
             unsafe {
