@@ -1451,12 +1451,8 @@ fn enforce_protected(
     let after = rules::walk(writable, name_deny, None);
     let mut findings = Vec::new();
     for p in after.protected.difference(before) {
-        let meta = std::fs::symlink_metadata(p);
-        let removed = match meta {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).is_ok(),
-            Ok(_) => std::fs::remove_file(p).is_ok(),
-            Err(_) => false,
-        };
+        // Never by name again: see `planted`.
+        let removed = crate::planted::remove(p).is_ok();
         findings.push(Finding {
             path: p.clone(),
             action: if removed {
@@ -1467,13 +1463,7 @@ fn enforce_protected(
         });
     }
     for p in after.setid.difference(setid_before) {
-        use std::os::unix::fs::PermissionsExt;
-        let cleared = std::fs::symlink_metadata(p)
-            .and_then(|m| {
-                let mode = m.permissions().mode() & !rules::SETID_BITS;
-                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-            })
-            .is_ok();
+        let cleared = crate::planted::clear_setid(p).is_ok();
         findings.push(Finding {
             path: p.clone(),
             action: if cleared {

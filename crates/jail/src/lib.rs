@@ -21,6 +21,7 @@ pub mod init;
 mod landlock_rules;
 mod launch;
 mod mounts;
+mod planted;
 pub mod probe;
 mod relay;
 mod resolve;
