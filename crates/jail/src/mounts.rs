@@ -70,8 +70,9 @@ pub fn build_root(spec: &InitSpec) -> Result<()> {
 
     // Writable paths first: a path under /tmp is bound into the fresh /tmp
     // afterwards, so keep those for later.
-    let (under_tmp, elsewhere): (Vec<_>, Vec<_>) =
-        writable.into_iter().partition(|(p, _)| p.starts_with("/tmp"));
+    let (under_tmp, elsewhere): (Vec<_>, Vec<_>) = writable
+        .into_iter()
+        .partition(|(p, _)| p.starts_with("/tmp"));
     for (p, copy) in elsewhere {
         attach(p, copy, &target(&base, p, "writable path")?)?;
     }
