@@ -162,7 +162,8 @@ pub struct Running {
     writable: Vec<PathBuf>,
     name_deny: Vec<String>,
     protected_before: BTreeSet<PathBuf>,
-    setid_before: BTreeSet<PathBuf>,
+    /// See [`rules::walk`]: setid files changed since are the run's.
+    setid_since: i128,
     started: Instant,
     cleaner: Option<Cleaner>,
 }
@@ -541,7 +542,7 @@ struct Prepared {
     writable: Vec<PathBuf>,
     name_deny: Vec<String>,
     protected: BTreeSet<PathBuf>,
-    setid: BTreeSet<PathBuf>,
+    setid_since: i128,
 }
 
 fn prepare(
@@ -610,7 +611,10 @@ fn prepare(
             }
         }
     }
-    let found = rules::walk(&writable, &name_deny, Some(rules::WALK_LIMIT));
+    // Setuid/setgid files the post-run scan reports are those changed since
+    // this walk began.
+    let setid_since = rules::change_clock();
+    let found = rules::walk(&writable, &name_deny, Some(rules::WALK_LIMIT), None);
     if found.truncated {
         // Files to hide by name could lie past the limit: refuse rather
         // than run with some of them readable.
@@ -753,7 +757,7 @@ fn prepare(
         writable,
         name_deny,
         protected,
-        setid: found.setid,
+        setid_since,
     })
 }
 
@@ -768,7 +772,7 @@ impl Prepared {
             writable,
             name_deny,
             protected,
-            setid,
+            setid_since,
         } = self;
         if let Some(c) = &cgroup {
             init.cgroup_procs = c.procs_files();
@@ -895,7 +899,7 @@ impl Prepared {
             writable,
             name_deny,
             protected_before: protected,
-            setid_before: setid,
+            setid_since,
             started: Instant::now(),
             cleaner,
         })
@@ -1176,7 +1180,7 @@ impl Running {
                 &self.writable,
                 &self.name_deny,
                 &self.protected_before,
-                &self.setid_before,
+                self.setid_since,
             )
         };
         let during = during();
@@ -1446,9 +1450,9 @@ fn enforce_protected(
     writable: &[PathBuf],
     name_deny: &[String],
     before: &BTreeSet<PathBuf>,
-    setid_before: &BTreeSet<PathBuf>,
+    setid_since: i128,
 ) -> (Vec<Finding>, bool) {
-    let after = rules::walk(writable, name_deny, None);
+    let after = rules::walk(writable, name_deny, None, Some(setid_since));
     let mut findings = Vec::new();
     for p in after.protected.difference(before) {
         // Never by name again: see `planted`.
@@ -1462,7 +1466,7 @@ fn enforce_protected(
             },
         });
     }
-    for p in after.setid.difference(setid_before) {
+    for p in &after.setid {
         let cleared = crate::planted::clear_setid(p).is_ok();
         findings.push(Finding {
             path: p.clone(),
