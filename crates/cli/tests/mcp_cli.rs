@@ -1068,6 +1068,39 @@ fn a_session_jail_ends_with_its_session_and_an_agent_only_displaces_its_own() {
     );
 }
 
+/// A session's jail lives across calls; what one call plants is removed
+/// after that call (not when the session ends), said in its result, and
+/// the next call of the same session finds it gone.
+#[test]
+fn a_session_s_planted_protected_files_go_after_each_call() {
+    let f = agent_fixture();
+    let s = serve_agent(&f);
+    let a = s.addr.as_str();
+    let sid = open_session(a, KEY_CI);
+    let out = session_bash(
+        a,
+        KEY_CI,
+        &sid,
+        "mkdir -p sub/.vscode && echo '{}' > sub/.vscode/tasks.json && echo x > sub/.envrc && echo planted",
+    );
+    assert!(out.contains("planted"), "{out}");
+    for p in ["sub/.vscode", "sub/.envrc"] {
+        assert!(
+            out.contains(&format!("{}/{p} removed", f.workdir.display())),
+            "{p} not reported: {out}"
+        );
+        assert!(!f.workdir.join(p).exists(), "{p} is still there");
+    }
+    assert!(f.workdir.join("sub").is_dir());
+    // The session goes on with the same shell; nothing left to report.
+    let next = session_bash(a, KEY_CI, &sid, "ls -A sub; echo next");
+    assert!(
+        next.contains("next") && !next.contains("new shell"),
+        "{next}"
+    );
+    assert!(!next.contains("removed"), "{next}");
+}
+
 /// The official Python SDK over stdio driving the agent toolset: one stdio
 /// connection is one session with one persistent shell.
 #[test]

@@ -1076,6 +1076,20 @@ impl Running {
 
     /// Waits for the command (killing it after `timeout`), then collects
     /// usage, removes protected files it planted, and cleans up.
+    /// The post-run scan, while the jail still runs: for a long-lived jail
+    /// (a session's shell), after each command, so a protected file planted
+    /// by one (`git init` makes `.git/hooks`) is removed then, not when the
+    /// session ends. [`Running::wait`] still scans at the end.
+    pub fn scan(&self) -> Vec<Finding> {
+        enforce_protected(
+            &self.writable,
+            &self.name_deny,
+            &self.protected_before,
+            self.setid_since,
+        )
+        .0
+    }
+
     pub fn wait(self, timeout: Option<Duration>) -> Result<Outcome, JailError> {
         self.wait_with(timeout, || ()).map(|(o, ())| o)
     }

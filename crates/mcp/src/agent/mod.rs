@@ -354,9 +354,14 @@ impl Sessions {
                     seen_tx.send_if_modified(|s| s.update(total, chunk));
                 }
             };
-            let r = guard
-                .as_mut()
-                .map(|sh| sh.run(&script, cap, &k2, &mut on_output));
+            let r = guard.as_mut().map(|sh| {
+                sh.run(&script, cap, &k2, &mut on_output).map(|mut ran| {
+                    // What this command (or one still running in the
+                    // background) planted goes now, not at the session's end.
+                    ran.findings = sh.scan();
+                    ran
+                })
+            });
             // Killed or broken: drop (kill and reap) it here, off the runtime.
             if k2.fired() || !matches!(r, Some(Ok(_))) {
                 guard.take();
@@ -414,6 +419,9 @@ impl Sessions {
         let (_guard, result) = joined.map_err(|e| format!("shell task: {e}"))?;
         match (why, result) {
             (None, Some(Ok(ran))) => {
+                if !ran.findings.is_empty() {
+                    tracing::warn!(target: "airlock::mcp", agent = %ctx.agent, findings = ?ran.findings, "the session's jail planted protected files; removed");
+                }
                 if let Some(p) = progress {
                     let t = secs(begun);
                     // Past the cap only the running count knows the size.

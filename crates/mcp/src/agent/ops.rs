@@ -449,6 +449,14 @@ impl Served for AgentTool {
                 if started {
                     text.push_str("[new shell: cwd is the workdir]\n");
                 }
+                // First, so the audit record's summary keeps it.
+                for f in &ran.findings {
+                    text.push_str(&format!(
+                        "[airlock: {} {} (a protected file, or setuid/setgid bits, the jail may not create)]\n",
+                        f.path.display(),
+                        f.action
+                    ));
+                }
                 text.push_str(&String::from_utf8_lossy(&ran.output));
                 if ran.truncated {
                     text.push_str(&format!("\n[output cut at {max_output} bytes]"));
@@ -459,7 +467,8 @@ impl Served for AgentTool {
                 Ok(Output {
                     text,
                     structured: Some(
-                        json!({"exit_status": ran.status, "truncated": ran.truncated}),
+                        json!({"exit_status": ran.status, "truncated": ran.truncated,
+                               "planted": ran.findings}),
                     ),
                     is_error: ran.status != 0,
                 })

@@ -23,6 +23,9 @@ pub struct Ran {
     /// More output than the cap was produced (and dropped).
     pub truncated: bool,
     pub status: i32,
+    /// What the scan after the command removed or repaired (see
+    /// [`Shell::scan`]).
+    pub findings: Vec<airlock_jail::Finding>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +238,7 @@ impl Shell {
                         output: kept,
                         truncated,
                         status,
+                        findings: Vec::new(),
                     });
                 }
                 continue;
@@ -254,6 +258,12 @@ impl Shell {
                 keep(&mut kept, &moved, cap, &mut truncated);
             }
         }
+    }
+
+    /// The jail's post-run scan now: protected files planted so far are
+    /// removed, setuid/setgid bits cleared, each one returned.
+    pub fn scan(&self) -> Vec<airlock_jail::Finding> {
+        self.running.as_ref().map(|r| r.scan()).unwrap_or_default()
     }
 
     /// Ends the shell: EOF on stdin, then the jail's own wait (which also
