@@ -1,7 +1,7 @@
 //! Thin, checked wrappers over the raw system calls the init uses. Each
 //! error names the call and the path, so a failed setup says what failed.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -82,51 +82,59 @@ struct MountAttr {
 /// below it when `recursive`), in one call, with no remount races.
 pub fn mount_setattr(target: &Path, recursive: bool, set: u64, clr: u64) -> Result<()> {
     let t = cstr(target)?;
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = libc::AT_NO_AUTOMOUNT | if recursive { libc::AT_RECURSIVE } else { 0 };
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            flags as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    check(rc as libc::c_int, || {
-        format!("mount_setattr {}", target.display())
-    })?;
+    let rc = setattr(
+        libc::AT_FDCWD,
+        &t,
+        libc::AT_NO_AUTOMOUNT,
+        recursive,
+        set,
+        clr,
+    );
+    check(rc, || format!("mount_setattr {}", target.display()))?;
     Ok(())
 }
 
 /// [`mount_setattr`] on the mount `fd` names (an [`open_tree`] clone,
 /// attached or not): the same mount whatever happens to the path since.
 pub fn mount_setattr_fd(fd: &OwnedFd, recursive: bool, set: u64, clr: u64) -> Result<()> {
+    let rc = setattr(
+        fd.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH,
+        recursive,
+        set,
+        clr,
+    );
+    check(rc, || "mount_setattr".into())?;
+    Ok(())
+}
+
+fn setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+) -> libc::c_int {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    let flags = flags | if recursive { libc::AT_RECURSIVE } else { 0 };
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
+            dirfd,
+            path.as_ptr(),
             flags as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
-    check(rc as libc::c_int, || "mount_setattr".into())?;
-    Ok(())
+    rc as libc::c_int
 }
 
 /// A detached copy (`OPEN_TREE_CLONE`) of the file or directory `fd`
