@@ -1099,6 +1099,15 @@ fn a_session_s_planted_protected_files_go_after_each_call() {
         "{next}"
     );
     assert!(!next.contains("removed"), "{next}");
+    // The write tool: the file is written, then removed, and the call says so.
+    let (err, t) = tool(
+        a,
+        KEY_CI,
+        "write",
+        json!({"file_path": "sub/.claude/settings.json", "content": "{}"}),
+    );
+    assert!(err && t.contains("sub/.claude removed"), "{t}");
+    assert!(!f.workdir.join("sub/.claude").exists());
 }
 
 /// The official Python SDK over stdio driving the agent toolset: one stdio

@@ -311,7 +311,8 @@ impl Sessions {
 
     /// Runs `script` in the session's shell, starting one if needed.
     /// Returns whether a new shell was started for this call. With
-    /// `progress`, the command's output so far is reported as it arrives.
+    /// `progress`, the command's output so far is reported as it arrives;
+    /// with `scan`, the jail's post-run scan follows the command.
     pub(crate) async fn exec(
         &self,
         ctx: &crate::tools::CallCtx,
@@ -319,6 +320,7 @@ impl Sessions {
         timeout: Duration,
         cap: usize,
         progress: Option<&Progress>,
+        scan: bool,
     ) -> Result<(Ran, bool), String> {
         let sj = self.session(&ctx.agent, ctx.session.as_deref())?;
         let mut guard = sj.shell.clone().lock_owned().await;
@@ -358,7 +360,9 @@ impl Sessions {
                 sh.run(&script, cap, &k2, &mut on_output).map(|mut ran| {
                     // What this command (or one still running in the
                     // background) planted goes now, not at the session's end.
-                    ran.findings = sh.scan();
+                    if scan {
+                        ran.findings = sh.scan();
+                    }
                     ran
                 })
             });

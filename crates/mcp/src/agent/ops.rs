@@ -184,6 +184,21 @@ fn text_out(text: String, is_error: bool) -> Output {
     }
 }
 
+/// The post-run scan's findings, a line each, to put first in a result
+/// (the audit record's summary keeps the start of it).
+fn findings_text(ran: &super::shell::Ran) -> String {
+    ran.findings
+        .iter()
+        .map(|f| {
+            format!(
+                "[airlock: {} {} (a protected file, or setuid/setgid bits, the jail may not create)]\n",
+                f.path.display(),
+                f.action
+            )
+        })
+        .collect()
+}
+
 impl AgentTool {
     async fn exec(
         &self,
@@ -198,8 +213,15 @@ impl AgentTool {
             Op::Bash { .. } => ctx.progress.as_ref(),
             _ => None,
         };
+        // The post-run scan walks the writable paths: after the tools that
+        // write. What a background process plants meanwhile is found by
+        // the next of those, or when the session ends.
+        let scan = matches!(
+            self.op,
+            Op::Bash { .. } | Op::Write { .. } | Op::Edit { .. }
+        );
         self.sessions
-            .exec(ctx, script, timeout, cap, progress)
+            .exec(ctx, script, timeout, cap, progress, scan)
             .await
     }
 
@@ -222,8 +244,17 @@ impl AgentTool {
             wd = self.workdir(),
             p = quote(path),
         );
+        // Reading plants nothing: no scan (an edit scans after its write).
         let (ran, _) = self
-            .exec(ctx, script, FILE_OP_TIMEOUT, max * 4 / 3 + 1024)
+            .sessions
+            .exec(
+                ctx,
+                script,
+                FILE_OP_TIMEOUT,
+                max * 4 / 3 + 1024,
+                None,
+                false,
+            )
             .await?;
         let out = String::from_utf8_lossy(&ran.output).to_string();
         if ran.status != 0 {
@@ -450,13 +481,7 @@ impl Served for AgentTool {
                     text.push_str("[new shell: cwd is the workdir]\n");
                 }
                 // First, so the audit record's summary keeps it.
-                for f in &ran.findings {
-                    text.push_str(&format!(
-                        "[airlock: {} {} (a protected file, or setuid/setgid bits, the jail may not create)]\n",
-                        f.path.display(),
-                        f.action
-                    ));
-                }
+                text.push_str(&findings_text(&ran));
                 text.push_str(&String::from_utf8_lossy(&ran.output));
                 if ran.truncated {
                     text.push_str(&format!("\n[output cut at {max_output} bytes]"));
@@ -532,8 +557,12 @@ impl Served for AgentTool {
                     ));
                 }
                 Ok(text_out(
-                    format!("wrote {} bytes to {path}", content.len()),
-                    false,
+                    format!(
+                        "{}wrote {} bytes to {path}",
+                        findings_text(&ran),
+                        content.len()
+                    ),
+                    !ran.findings.is_empty(),
                 ))
             }
             Op::Edit { max_bytes } => {
@@ -589,11 +618,12 @@ impl Served for AgentTool {
                 }
                 Ok(text_out(
                     format!(
-                        "{path}: replaced {} occurrence{}",
+                        "{}{path}: replaced {} occurrence{}",
+                        findings_text(&ran),
                         if all { n } else { 1 },
                         if all && n > 1 { "s" } else { "" }
                     ),
-                    false,
+                    !ran.findings.is_empty(),
                 ))
             }
             Op::Glob { max_results } => {
