@@ -1076,16 +1076,19 @@ impl Running {
 
     /// Waits for the command (killing it after `timeout`), then collects
     /// usage, removes protected files it planted, and cleans up.
-    /// The post-run scan, while the jail still runs: for a long-lived jail
-    /// (a session's shell), after each command, so a protected file planted
-    /// by one (`git init` makes `.git/hooks`) is removed then, not when the
-    /// session ends. [`Running::wait`] still scans at the end.
+    /// The post-run scan for planted protected files, while the jail still
+    /// runs: for a long-lived jail (a session's shell), after each command,
+    /// so one planted by it (`git init` makes `.git/hooks`) is removed then,
+    /// not when the session ends. By name only: setuid/setgid bits, which
+    /// seccomp refuses in the first place, are looked for by the full scan
+    /// of [`Running::wait`] at the end; that needs an `lstat` of every file
+    /// and would more than double the cost of each command's scan.
     pub fn scan(&self) -> Vec<Finding> {
         enforce_protected(
             &self.writable,
             &self.name_deny,
             &self.protected_before,
-            self.setid_since,
+            None,
         )
         .0
     }
@@ -1194,7 +1197,7 @@ impl Running {
                 &self.writable,
                 &self.name_deny,
                 &self.protected_before,
-                self.setid_since,
+                Some(self.setid_since),
             )
         };
         let during = during();
@@ -1464,9 +1467,9 @@ fn enforce_protected(
     writable: &[PathBuf],
     name_deny: &[String],
     before: &BTreeSet<PathBuf>,
-    setid_since: i128,
+    setid_since: Option<i128>,
 ) -> (Vec<Finding>, bool) {
-    let after = rules::walk(writable, name_deny, None, Some(setid_since));
+    let after = rules::walk(writable, name_deny, None, setid_since);
     let mut findings = Vec::new();
     for p in after.protected.difference(before) {
         // Never by name again: see `planted`.
