@@ -128,14 +128,18 @@ enum NamePattern<'a> {
     Prefix(&'a str),
     Suffix(&'a str),
     Around(&'a str, &'a str),
-    Glob(&'a str),
+    /// The pattern, and its text before the first `*` and after the last,
+    /// which a name must start and end with (tested first).
+    Glob(&'a str, &'a str, &'a str),
 }
 
 impl<'a> NamePattern<'a> {
     fn new(pattern: &'a str) -> Self {
         match pattern.split_once('*') {
             None => Self::Exact(pattern),
-            Some((_, b)) if b.contains('*') => Self::Glob(pattern),
+            Some((a, b)) if b.contains('*') => {
+                Self::Glob(pattern, a, b.rsplit('*').next().unwrap_or(""))
+            }
             Some(("", b)) => Self::Suffix(b),
             Some((a, "")) => Self::Prefix(a),
             Some((a, b)) => Self::Around(a, b),
@@ -150,7 +154,9 @@ impl<'a> NamePattern<'a> {
             Self::Around(a, b) => {
                 name.len() >= a.len() + b.len() && name.starts_with(a) && name.ends_with(b)
             }
-            Self::Glob(p) => name_matches(p, name),
+            Self::Glob(p, a, b) => {
+                name.starts_with(a) && name.ends_with(b) && name_matches(p, name)
+            }
         }
     }
 }
