@@ -66,11 +66,20 @@ pub fn remove(p: &Path) -> io::Result<()> {
     remove_at(&dir, &name)
 }
 
-fn remove_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
-    let st = lstat_at(dir, name)?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        return check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }).map(drop);
-    }
+/// Deepest folder level [`remove`] goes down to: each level holds a
+/// descriptor open, and a planted tree deeper than this (made to exhaust
+/// descriptors) is reported as not removed instead.
+const MAX_DEPTH: usize = 256;
+
+fn unlink_at(dir: &OwnedFd, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+fn open_dir_at(dir: &OwnedFd, name: &CStr) -> io::Result<OwnedFd> {
     let fd = check(unsafe {
         libc::openat(
             dir.as_raw_fd(),
@@ -78,11 +87,40 @@ fn remove_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
             libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
         )
     })?;
-    let sub = unsafe { OwnedFd::from_raw_fd(fd) };
-    for entry in entries(&sub)? {
-        remove_at(&sub, &entry)?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes `name` in `dir`, a folder with all it holds. Iterative (a
+/// planted tree of any depth cannot exhaust the stack): a stack of the
+/// folders being emptied, each with its entries still to remove.
+fn remove_at(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
+    if !is_dir(&lstat_at(dir, name)?) {
+        return unlink_at(dir, name, 0);
     }
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)
+    let top = open_dir_at(dir, name)?;
+    let pending = entries(&top)?;
+    let mut stack = vec![(top, name.to_owned(), pending)];
+    loop {
+        let depth = stack.len();
+        let Some((fd, _, pending)) = stack.last_mut() else {
+            return Ok(());
+        };
+        if let Some(entry) = pending.pop() {
+            if !is_dir(&lstat_at(fd, &entry)?) {
+                unlink_at(fd, &entry, 0)?;
+            } else if depth >= MAX_DEPTH {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            } else {
+                let sub = open_dir_at(fd, &entry)?;
+                let pending = entries(&sub)?;
+                stack.push((sub, entry, pending));
+            }
+        } else if let Some((_, own, _)) = stack.pop() {
+            // Emptied: remove it from the folder above (or `dir`).
+            let parent = stack.last().map_or(dir, |(f, _, _)| f);
+            unlink_at(parent, &own, libc::AT_REMOVEDIR)?;
+        }
+    }
 }
 
 /// The names in the open folder `dir` (not `.` or `..`).
@@ -181,6 +219,36 @@ mod tests {
         remove(&hooks).unwrap();
         assert!(!hooks.exists());
         assert_eq!(std::fs::read_to_string(keep.join("file")).unwrap(), "x");
+    }
+
+    /// Deeper than the stack of a small thread would allow recursively:
+    /// removed; deeper than MAX_DEPTH: refused, nothing outside touched.
+    #[test]
+    fn deep_trees_are_removed_without_recursion_up_to_the_limit() {
+        let t = tempfile::tempdir().unwrap();
+        let make = |top: &Path, depth: usize| {
+            let mut d = top.to_path_buf();
+            std::fs::create_dir(&d).unwrap();
+            for _ in 1..depth {
+                d.push("a");
+                std::fs::create_dir(&d).unwrap();
+                std::fs::write(d.join("f"), "x").unwrap();
+            }
+        };
+        let ok = t.path().join("ok");
+        make(&ok, MAX_DEPTH);
+        let deep = t.path().join("deep");
+        make(&deep, MAX_DEPTH + 10);
+        let (ok2, deep2) = (ok.clone(), deep.clone());
+        let r = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || (remove(&ok2).is_ok(), remove(&deep2).is_err()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(r, (true, true));
+        assert!(!ok.exists());
+        assert!(deep.exists());
     }
 
     #[test]
