@@ -619,8 +619,9 @@ fn prepare(
         // Files to hide by name could lie past the limit: refuse rather
         // than run with some of them readable.
         return Err(JailError::Config(format!(
-            "a writable path holds more than {} entries, so the jail cannot check \
-             every file it must hide or protect; choose a narrower workdir or allow-write path",
+            "a writable path holds more than {} entries, or a folder nested deeper than a \
+             path can name, so the jail cannot check every file it must hide or protect; \
+             choose a narrower workdir or allow-write path",
             rules::WALK_LIMIT
         )));
     }

@@ -227,7 +227,8 @@ pub struct Found {
     /// Regular files with a setuid or setgid bit whose status changed at
     /// or after the walk's `setid_since` (none without it).
     pub setid: BTreeSet<PathBuf>,
-    /// True when a root had more entries than the walk's limit.
+    /// True when a root had more entries than the walk's limit, or a
+    /// folder too deep to open by path.
     pub truncated: bool,
 }
 
@@ -251,8 +252,18 @@ pub fn walk(
         let mut seen = 0usize;
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&dir) else {
-                continue;
+            let rd = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                // A folder deeper than a path can name (PATH_MAX) cannot be
+                // opened by path, yet the jail can reach it step by step:
+                // what lies there is unchecked, so the walk is incomplete.
+                Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                    f.truncated = true;
+                    break;
+                }
+                // Gone meanwhile, or unreadable to the caller (then to the
+                // jail too: it runs as the caller or as 65534).
+                Err(_) => continue,
             };
             for e in rd.flatten() {
                 seen += 1;
@@ -387,6 +398,50 @@ mod tests {
         assert_eq!(names(&f), ["chmodded", "moved-here", "new"]);
         // Without a mark regular files are not looked at.
         assert!(walk(&[w.to_path_buf()], &[], None, None).setid.is_empty());
+    }
+
+    /// A folder whose path is longer than PATH_MAX: the walk says it is
+    /// incomplete instead of skipping it.
+    #[test]
+    fn a_folder_too_deep_to_name_makes_the_walk_incomplete() {
+        use std::ffi::CString;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let t = tempfile::tempdir().unwrap();
+        let name = CString::new("d".repeat(200)).unwrap();
+        let open = |at: libc::c_int, n: &std::ffi::CStr| {
+            let fd = unsafe { libc::openat(at, n.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+            assert!(fd >= 0);
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        };
+        let top = CString::new(t.path().as_os_str().as_encoded_bytes()).unwrap();
+        let mut fd = open(libc::AT_FDCWD, &top);
+        for _ in 0..25 {
+            assert_eq!(
+                unsafe { libc::mkdirat(fd.as_raw_fd(), name.as_ptr(), 0o755) },
+                0
+            );
+            fd = open(fd.as_raw_fd(), &name);
+        }
+        let env = CString::new(".env").unwrap();
+        let f = unsafe {
+            libc::openat(
+                fd.as_raw_fd(),
+                env.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY,
+                0o644,
+            )
+        };
+        assert!(f >= 0);
+        unsafe { libc::close(f) };
+        let found = walk(&[t.path().to_path_buf()], &[".env".into()], None, None);
+        assert!(found.truncated);
+        // Cleaned up step by step too (the tempdir's removal would fail on
+        // the long path's share).
+        drop(fd);
+        let _ = std::process::Command::new("rm")
+            .arg("-rf")
+            .arg(t.path())
+            .status();
     }
 
     /// The shapes the walk tests directly agree with the general matcher.
