@@ -16,19 +16,7 @@ const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 both_modes!(the_agent_jails_cannot_read_up_s_own_secrets);
 
 fn post(port: u16, key: &str, body: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "POST /t/local/tools HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
-Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bash\r\n\
-Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    support::post_tools_call(&format!("127.0.0.1:{port}"), "/t/local/tools", key, body)
 }
 
 /// Starts `airlock up` in `dir`; the process, its port and the agent key.

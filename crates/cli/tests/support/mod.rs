@@ -203,7 +203,6 @@ impl Mcp {
     /// Calls the `bash` tool with `command` as the agent of `key`; the
     /// whole HTTP response.
     pub fn bash(&self, key: &str, command: &str) -> String {
-        use std::io::{Read, Write};
         let body =
             serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
             "name": "bash", "arguments": {"command": command},
@@ -211,22 +210,28 @@ impl Mcp {
                       "io.modelcontextprotocol/protocolVersion": "2026-07-28",
                       "io.modelcontextprotocol/clientCapabilities": {}}}})
             .to_string();
-        let addr = &self.addr;
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-            .unwrap();
-        write!(
-            s,
-            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+        post_tools_call(&self.addr, "/mcp", key, &body)
+    }
+}
+
+/// One 2026-07-28 `tools/call` of `bash` (`body`) POSTed to `path` at
+/// `addr` with the agent key `key`; the whole HTTP response.
+pub fn post_tools_call(addr: &str, path: &str, key: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
 Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: bash\r\n\
 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }
 
 impl Drop for Mcp {
