@@ -153,11 +153,13 @@ fn entries(dir: &OwnedFd) -> io::Result<Vec<CString>> {
 /// put in its place) is left alone.
 pub fn clear_setid(p: &Path) -> io::Result<()> {
     let (dir, name) = parent_of(p)?;
+    // O_PATH: no read permission needed (a setuid file may have none for
+    // its owner, the unprivileged caller), and a FIFO does not block.
     let fd = check(unsafe {
         libc::openat(
             dir.as_raw_fd(),
             name.as_ptr(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
         )
     })?;
     let file = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -167,7 +169,11 @@ pub fn clear_setid(p: &Path) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let mode = st.st_mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID);
-    check(unsafe { libc::fchmod(file.as_raw_fd(), mode) }).map(drop)
+    // fchmod refuses an O_PATH descriptor; its /proc link names the very
+    // inode opened, whatever the path has become.
+    let link = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    check(unsafe { libc::chmod(link.as_ptr(), mode) }).map(drop)
 }
 
 #[cfg(test)]
@@ -260,6 +266,11 @@ mod tests {
         clear_setid(&f).unwrap();
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o755);
+        // No read permission needed.
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4111)).unwrap();
+        clear_setid(&f).unwrap();
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o111);
 
         // A symlink in its place (to a file with other bits) is left alone.
         let target = t.path().join("shadow");
